@@ -1,0 +1,168 @@
+//! Building configs from PML-style specs: `{"name": "TripletMarginLoss", "params": {...}}`.
+//!
+//! Every pluggable slot (distance, reducer, regularizer, loss) is a config enum that serializes
+//! as such a spec, with PML's class name and PML's constructor argument names, so that a spec
+//! written for PML (or a parity case) builds the same object here. Absent parameters take PML's
+//! defaults; unknown parameters are refused with an error naming them.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::PmlError;
+
+/// A PML class name with its constructor arguments.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    /// PML's class name, e.g. `"LpDistance"`.
+    pub name: String,
+    /// Constructor arguments by PML's names; absent ones take PML's defaults.
+    #[serde(default)]
+    pub params: Value,
+}
+
+impl Spec {
+    /// The spec of `config`, under `name`.
+    ///
+    /// # Panics
+    /// If `config` cannot be serialized to JSON (configs always can).
+    pub fn of<C: Serialize>(name: &str, config: &C) -> Self {
+        Self {
+            name: name.to_string(),
+            params: serde_json::to_value(config).expect("configs serialize to JSON"),
+        }
+    }
+
+    /// Builds a config from this spec's params over `defaults` (PML's defaults): each given
+    /// parameter replaces the default one.
+    pub fn build<C: Serialize + DeserializeOwned>(&self, defaults: C) -> Result<C, PmlError> {
+        let err = |reason: String| PmlError::Config {
+            name: self.name.clone(),
+            reason,
+        };
+        let mut merged = serde_json::to_value(&defaults).map_err(|e| err(e.to_string()))?;
+        match (&mut merged, &self.params) {
+            (_, Value::Null) => {}
+            (Value::Object(base), Value::Object(given)) => {
+                for (key, value) in given {
+                    match base.get_mut(key) {
+                        Some(slot) => *slot = value.clone(),
+                        None => {
+                            let mut known: Vec<&String> = base.keys().collect();
+                            known.sort();
+                            return Err(err(format!(
+                                "unknown parameter `{key}` (known: {})",
+                                known
+                                    .iter()
+                                    .map(|k| k.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
+            (_, other) => return Err(err(format!("params must be an object, got {other}"))),
+        }
+        serde_json::from_value(merged).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Implements `Serialize`, `Deserialize` and `burn::config::Config` for a config enum whose
+/// variants each wrap one config struct, as PML specs: `{"name": <PML class>, "params": {...}}`.
+///
+/// ```
+/// # use burn::config::Config;
+/// #[derive(Config, Debug)]
+/// pub struct FooConfig {
+///     #[config(default = 1.0)]
+///     pub scale: f64,
+/// }
+///
+/// #[derive(Clone, Debug)]
+/// pub enum AnyConfig {
+///     Foo(FooConfig),
+/// }
+///
+/// pml_core::spec_enum!(AnyConfig { Foo(FooConfig) = "Foo" => FooConfig::new() });
+///
+/// let c: AnyConfig = serde_json::from_str(r#"{"name": "Foo", "params": {}}"#).unwrap();
+/// let AnyConfig::Foo(foo) = c;
+/// assert_eq!(foo.scale, 1.0);
+/// ```
+#[macro_export]
+macro_rules! spec_enum {
+    ($enum:ident { $($variant:ident($config:ty) = $name:literal => $default:expr),+ $(,)? }) => {
+        impl $enum {
+            /// PML's class name of the configured item.
+            pub fn pml_name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)+
+                }
+            }
+
+            /// The PML-style spec of this config.
+            pub fn to_spec(&self) -> $crate::config::Spec {
+                match self {
+                    $(Self::$variant(c) => $crate::config::Spec::of($name, c),)+
+                }
+            }
+
+            /// Builds the config from a PML-style spec; absent params take PML's defaults.
+            pub fn from_spec(spec: &$crate::config::Spec) -> ::core::result::Result<Self, $crate::PmlError> {
+                match spec.name.as_str() {
+                    $($name => Ok(Self::$variant(spec.build::<$config>($default)?)),)+
+                    other => Err($crate::PmlError::NotImplemented(other.to_string())),
+                }
+            }
+        }
+
+        impl ::serde::Serialize for $enum {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {
+                self.to_spec().serialize(s)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $enum {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
+                let spec = $crate::config::Spec::deserialize(d)?;
+                Self::from_spec(&spec).map_err(<D::Error as ::serde::de::Error>::custom)
+            }
+        }
+
+        impl ::burn::config::Config for $enum {}
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Params {
+        margin: f64,
+        swap: bool,
+    }
+
+    #[test]
+    fn absent_params_take_defaults_and_unknown_ones_are_refused() {
+        let defaults = || Params {
+            margin: 0.05,
+            swap: false,
+        };
+        let spec: Spec =
+            serde_json::from_str(r#"{"name": "X", "params": {"swap": true}}"#).unwrap();
+        assert_eq!(
+            spec.build(defaults()).unwrap(),
+            Params {
+                margin: 0.05,
+                swap: true
+            }
+        );
+        let bad: Spec =
+            serde_json::from_str(r#"{"name": "X", "params": {"swapp": true}}"#).unwrap();
+        let err = bad.build(defaults()).unwrap_err().to_string();
+        assert!(err.contains("unknown parameter `swapp`"), "{err}");
+        let no_params: Spec = serde_json::from_str(r#"{"name": "X"}"#).unwrap();
+        assert_eq!(no_params.build(defaults()).unwrap(), defaults());
+    }
+}

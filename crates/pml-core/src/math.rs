@@ -1,0 +1,93 @@
+//! Numerically stable functions shared by the pml crates, written once.
+
+use burn::tensor::{Tensor, activation::relu, backend::Backend};
+
+/// Softplus `log(1 + exp(x))`, computed as `max(x, 0) + log1p(exp(-|x|))` so that it neither
+/// overflows for large `x` nor loses precision for very negative `x`.
+pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    relu(x.clone()) + x.abs().neg().exp().log1p()
+}
+
+/// `s^(1/p)` for `s >= 0`, with a zero gradient where `s == 0` (where the true derivative is
+/// infinite), as PyTorch's `norm` and `cdist` backward passes do.
+pub fn safe_root<B: Backend, const D: usize>(s: Tensor<B, D>, p: f64) -> Tensor<B, D> {
+    let zero = s.clone().lower_equal_elem(0.0);
+    let s = s.mask_fill(zero.clone(), 1.0);
+    let root = if p == 2.0 {
+        s.sqrt()
+    } else if p == 1.0 {
+        s
+    } else {
+        s.powf_scalar(1.0 / p)
+    };
+    root.mask_fill(zero, 0.0)
+}
+
+/// The `p`-norm of each row, `[n, d] -> [n, 1]` (`p = ∞` gives the largest absolute value).
+/// The gradient at a zero row is zero.
+pub fn lp_norm_rows<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
+    if p.is_infinite() {
+        return x.abs().max_dim(1);
+    }
+    let s = if p == 2.0 {
+        x.powi_scalar(2).sum_dim(1)
+    } else if p == 1.0 {
+        x.abs().sum_dim(1)
+    } else {
+        x.abs().powf_scalar(p).sum_dim(1)
+    };
+    safe_root(s, p)
+}
+
+/// Divides each row by its `p`-norm, clamped below at `1e-12` (PyTorch's
+/// `torch.nn.functional.normalize`).
+///
+/// # Shapes
+/// `[n, d] -> [n, d]`
+pub fn normalize_rows<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
+    let norm = lp_norm_rows(x.clone(), p).clamp_min(1e-12);
+    x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::float_vec;
+    use burn::backend::{Autodiff, NdArray};
+
+    #[test]
+    fn softplus_is_stable() {
+        let device = Default::default();
+        let x = Tensor::<NdArray, 1>::from_floats([-100.0, 0.0, 1.0, 100.0], &device);
+        let got = float_vec(softplus(x));
+        let want = [0.0, 2f64.ln(), (1.0 + 1f64.exp()).ln(), 100.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn norms_and_normalize() {
+        let device = Default::default();
+        let x = Tensor::<NdArray, 2>::from_floats([[3.0, -4.0], [0.0, 0.0]], &device);
+        assert_eq!(float_vec(lp_norm_rows(x.clone(), 2.0)), vec![5.0, 0.0]);
+        assert_eq!(float_vec(lp_norm_rows(x.clone(), 1.0)), vec![7.0, 0.0]);
+        assert_eq!(
+            float_vec(lp_norm_rows(x.clone(), f64::INFINITY)),
+            vec![4.0, 0.0]
+        );
+        let n = float_vec(normalize_rows(x, 2.0));
+        assert!((n[0] - 0.6).abs() < 1e-6 && (n[1] + 0.8).abs() < 1e-6);
+        assert_eq!(&n[2..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn zero_rows_have_zero_gradient() {
+        let device = Default::default();
+        let x = Tensor::<Autodiff<NdArray>, 2>::from_floats([[0.0, 0.0], [1.0, 0.0]], &device)
+            .require_grad();
+        let grads = lp_norm_rows(x.clone(), 2.0).sum().backward();
+        let g = float_vec(x.grad(&grads).unwrap());
+        assert_eq!(g, vec![0.0, 0.0, 1.0, 0.0]);
+    }
+}

@@ -1,0 +1,63 @@
+//! Small tensor helpers Burn does not provide, written once for every pml crate.
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+/// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
+/// (`i64` on ndarray, `i32` on wgpu).
+///
+/// This synchronizes with the device: keep it out of hot paths.
+pub fn int_vec<B: Backend>(tensor: Tensor<B, 1, Int>) -> Vec<i64> {
+    tensor.into_data().iter::<i64>().collect()
+}
+
+/// Builds a 1-D Int tensor from host values on `device`.
+pub fn int_tensor<B: Backend>(values: &[i64], device: &B::Device) -> Tensor<B, 1, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+}
+
+/// Reads a float tensor back to the host as `f64`.
+///
+/// This synchronizes with the device: keep it out of hot paths.
+pub fn float_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
+    tensor.into_data().iter::<f64>().collect()
+}
+
+/// Gathers `matrix[rows[k], cols[k]]` for every `k`, differentiably.
+///
+/// # Shapes
+/// - `matrix`: `[n, m]`
+/// - `rows`, `cols`: `[k]`, with `rows < n` and `cols < m`
+/// - output: `[k]`
+pub fn gather_pairs<B: Backend>(
+    matrix: Tensor<B, 2>,
+    rows: Tensor<B, 1, Int>,
+    cols: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
+    let [n, m] = matrix.dims();
+    let flat = rows.mul_scalar(m as i64).add(cols);
+    matrix.reshape([n * m]).select(0, flat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray;
+
+    #[test]
+    fn int_round_trip() {
+        let device = Default::default();
+        let t = int_tensor::<B>(&[3, 0, 7], &device);
+        assert_eq!(int_vec(t), vec![3, 0, 7]);
+    }
+
+    #[test]
+    fn gathers_pairs() {
+        let device = Default::default();
+        let m = Tensor::<B, 2>::from_floats([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], &device);
+        let rows = int_tensor::<B>(&[1, 0, 1], &device);
+        let cols = int_tensor::<B>(&[2, 1, 0], &device);
+        assert_eq!(float_vec(gather_pairs(m, rows, cols)), vec![5.0, 1.0, 3.0]);
+    }
+}

@@ -1,0 +1,5 @@
+pub mod distance;
+pub mod loss;
+pub mod miner;
+pub mod reducer;
+pub mod regularizer;
