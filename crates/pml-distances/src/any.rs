@@ -1,5 +1,5 @@
 use burn::tensor::{Tensor, backend::Backend};
-use pml_core::Distance;
+use pml_core::{Distance, PmlError};
 
 use crate::{
     CosineSimilarity, CosineSimilarityConfig, DotProductSimilarity, DotProductSimilarityConfig,
@@ -47,10 +47,35 @@ impl DistanceConfig {
         Self::Cosine(CosineSimilarityConfig::new())
     }
 
+    /// Checks the hyperparameters without building: `p > 0` and a finite `power`.
+    pub fn validate(&self) -> Result<(), PmlError> {
+        let (p, power) = match self {
+            Self::Lp(c) => (c.p, c.power),
+            Self::Cosine(c) => (c.p, c.power),
+            Self::DotProduct(c) => (c.p, c.power),
+            Self::Snr(c) => (c.p, c.power),
+        };
+        if p.is_nan() || p <= 0.0 {
+            return Err(PmlError::invalid_argument(
+                "p",
+                p,
+                format!("{}: p must be positive", self.pml_name()),
+            ));
+        }
+        if !power.is_finite() {
+            return Err(PmlError::invalid_argument(
+                "power",
+                power,
+                format!("{}: power must be finite", self.pml_name()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Builds the distance.
     ///
     /// # Panics
-    /// On invalid hyperparameters (see each config's `init`).
+    /// On invalid hyperparameters (see [`validate`](Self::validate)).
     pub fn init(&self) -> AnyDistance {
         match self {
             Self::Lp(c) => AnyDistance::Lp(c.init()),

@@ -1,0 +1,92 @@
+//! The slots every loss has (PML's `BaseMetricLossFunction`: distance, reducer, embedding
+//! regularizer), built and used in one place.
+
+use burn::tensor::{Tensor, backend::Backend};
+use pml_core::{
+    Distance, LossInput, LossTerm, LossTerms, PmlError, ReduceContext, Reducer, ReductionType,
+    Regularizer,
+};
+use pml_distances::{AnyDistance, DistanceConfig};
+use pml_reducers::{AnyReducer, ReducerConfig};
+
+use crate::regularizers::{AnyRegularizer, RegularizerConfig};
+
+/// Name of the embedding-regularization term, as in PML.
+pub(crate) const EMBEDDING_REG_LOSS: &str = "embedding_reg_loss";
+
+/// A loss's distance, reducer and optional embedding regularizer.
+#[derive(Clone, Debug)]
+pub(crate) struct LossSlots {
+    pub distance: AnyDistance,
+    reducer: AnyReducer,
+    embedding_regularizer: Option<AnyRegularizer>,
+    embedding_reg_weight: f64,
+}
+
+impl LossSlots {
+    /// Builds the slots of loss `loss`, whose terms are `terms`; refuses, as PML does, a
+    /// reducer that cannot reduce them.
+    pub fn build(
+        loss: &str,
+        distance: &DistanceConfig,
+        reducer: &ReducerConfig,
+        embedding_regularizer: Option<&RegularizerConfig>,
+        embedding_reg_weight: f64,
+        terms: &[(&str, ReductionType)],
+    ) -> Result<Self, PmlError> {
+        distance.validate()?;
+        reducer.validate()?;
+        if let Some(r) = embedding_regularizer {
+            r.validate()?;
+        }
+        if !embedding_reg_weight.is_finite() {
+            return Err(PmlError::invalid_argument(
+                "embedding_reg_weight",
+                embedding_reg_weight,
+                format!("{loss}: must be finite"),
+            ));
+        }
+        let reducer = reducer.init();
+        let mut all = terms.to_vec();
+        if embedding_regularizer.is_some() {
+            all.push((EMBEDDING_REG_LOSS, ReductionType::AlreadyReduced));
+        }
+        reducer.check_terms(loss, &all)?;
+        Ok(Self {
+            distance: distance.init(),
+            reducer,
+            embedding_regularizer: embedding_regularizer.map(RegularizerConfig::init),
+            embedding_reg_weight,
+        })
+    }
+
+    /// The distance matrix between the batch and its reference set, `[n, m]`.
+    pub fn distance_matrix<B: Backend>(&self, input: &LossInput<B>) -> Tensor<B, 2> {
+        self.distance.forward(
+            input.embeddings.clone(),
+            input.reference.as_ref().map(|r| r.embeddings.clone()),
+        )
+    }
+
+    /// Appends the weighted embedding-regularization term, if any (PML's
+    /// `add_embedding_regularization_to_loss_dict`).
+    pub fn with_regularization<B: Backend>(
+        &self,
+        mut terms: LossTerms<B>,
+        input: &LossInput<B>,
+    ) -> LossTerms<B> {
+        if let Some(reg) = &self.embedding_regularizer {
+            let value = reg
+                .forward(input.embeddings.clone())
+                .mul_scalar(self.embedding_reg_weight);
+            terms.push(LossTerm::already_reduced(EMBEDDING_REG_LOSS, value));
+        }
+        terms
+    }
+
+    /// Reduces the terms with the loss's reducer, given the batch and its labels.
+    pub fn reduce<B: Backend>(&self, terms: &LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
+        let ctx = ReduceContext::new(input.embeddings.clone(), input.labels.clone());
+        self.reducer.reduce(terms, &ctx)
+    }
+}

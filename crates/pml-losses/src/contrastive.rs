@@ -1,0 +1,185 @@
+use burn::{
+    config::Config,
+    tensor::{Tensor, activation::relu, backend::Backend},
+};
+use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType};
+use pml_distances::DistanceConfig;
+use pml_reducers::ReducerConfig;
+
+use crate::{base::LossSlots, generic_pair::pair_distances, regularizers::RegularizerConfig};
+
+const TERMS: [(&str, ReductionType); 2] = [
+    ("pos_loss", ReductionType::PosPair),
+    ("neg_loss", ReductionType::NegPair),
+];
+
+/// Configuration of [`ContrastiveLoss`], with PML's argument names and defaults.
+#[derive(Config, Debug)]
+pub struct ContrastiveLossConfig {
+    /// Positive pairs farther apart than this are penalized.
+    #[config(default = 0.0)]
+    pub pos_margin: f64,
+    /// Negative pairs closer than this are penalized.
+    #[config(default = 1.0)]
+    pub neg_margin: f64,
+    /// The distance (PML's default: `LpDistance`, normalized embeddings).
+    #[config(default = "DistanceConfig::lp()")]
+    pub distance: DistanceConfig,
+    /// The reducer of both terms (PML's default: `AvgNonZeroReducer`).
+    #[config(default = "ReducerConfig::avg_non_zero()")]
+    pub reducer: ReducerConfig,
+    /// An optional penalty on the embeddings, added as the term `embedding_reg_loss`.
+    pub embedding_regularizer: Option<RegularizerConfig>,
+    /// Weight of the embedding penalty.
+    #[config(default = 1.0)]
+    pub embedding_reg_weight: f64,
+}
+
+impl ContrastiveLossConfig {
+    /// Builds the loss, refusing invalid hyperparameters and reducers that cannot reduce its
+    /// pair terms.
+    pub fn try_init(&self) -> Result<ContrastiveLoss, PmlError> {
+        for (name, v) in [
+            ("pos_margin", self.pos_margin),
+            ("neg_margin", self.neg_margin),
+        ] {
+            if !v.is_finite() {
+                return Err(PmlError::invalid_argument(
+                    name,
+                    v,
+                    "ContrastiveLoss: margins must be finite",
+                ));
+            }
+        }
+        Ok(ContrastiveLoss {
+            pos_margin: self.pos_margin,
+            neg_margin: self.neg_margin,
+            slots: LossSlots::build(
+                "ContrastiveLoss",
+                &self.distance,
+                &self.reducer,
+                self.embedding_regularizer.as_ref(),
+                self.embedding_reg_weight,
+                &TERMS,
+            )?,
+        })
+    }
+
+    /// Builds the loss.
+    ///
+    /// # Panics
+    /// Where [`try_init`](Self::try_init) returns an error.
+    pub fn init(&self) -> ContrastiveLoss {
+        self.try_init().unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The contrastive loss (Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning an
+/// Invariant Mapping", CVPR 2006; PML's `ContrastiveLoss`):
+///
+/// `L_pos(a, p) = [d(a, p) − m_pos]₊` for positive pairs and
+/// `L_neg(a, n) = [m_neg − d(a, n)]₊` for negative pairs (with the signs swapped for
+/// similarities), reduced separately as the terms `pos_loss` and `neg_loss` and summed.
+///
+/// Pairs come from the labels (all of them) or from an indices tuple (triplets are split into
+/// pairs). As in PML, the loss is zero when every pair list has at most one element.
+///
+/// # Shapes
+/// - embeddings `[n, d]`, labels `[n]`, optional reference `[m, d]` with labels `[m]`
+/// - output `[1]`
+///
+/// # Panics
+/// On the shape errors of [`LossInput::validate`], or without labels and indices tuple.
+#[derive(Clone, Debug)]
+pub struct ContrastiveLoss {
+    pos_margin: f64,
+    neg_margin: f64,
+    slots: LossSlots,
+}
+
+impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
+    fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
+        input.validate();
+        let d = &self.slots.distance;
+        let terms = match pair_distances(&self.slots, input) {
+            None => LossTerms::zeros(&["pos_loss", "neg_loss"]),
+            Some(pairs) => {
+                let pos = match pairs.pos {
+                    Some(dist) => {
+                        let losses: Tensor<B, 1> = relu(d.margin_to(dist, self.pos_margin));
+                        LossTerm::pos_pair("pos_loss", losses, pairs.a1, pairs.p)
+                    }
+                    None => LossTerm::zero("pos_loss"),
+                };
+                let neg = match pairs.neg {
+                    Some(dist) => {
+                        let losses = relu(Distance::<B>::margin_from(d, self.neg_margin, dist));
+                        LossTerm::neg_pair("neg_loss", losses, pairs.a2, pairs.n)
+                    }
+                    None => LossTerm::zero("neg_loss"),
+                };
+                LossTerms::new().with(pos).with(neg)
+            }
+        };
+        self.slots.with_regularization(terms, input)
+    }
+
+    fn reduce(&self, terms: LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
+        self.slots.reduce(&terms, input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::Int;
+    use pml_core::tensor::float_vec;
+
+    type B = Autodiff<NdArray>;
+
+    fn raw() -> ContrastiveLossConfig {
+        ContrastiveLossConfig::new().with_distance(DistanceConfig::Lp(
+            pml_distances::LpDistanceConfig::new().with_normalize_embeddings(false),
+        ))
+    }
+
+    #[test]
+    fn hand_checked_value_and_gradient() {
+        let device = Default::default();
+        // Points on a line: 0 and 0.5 share a label, 2 is alone. Distances: d01 = 0.5,
+        // d02 = 2, d12 = 1.5. Positive pairs (0,1), (1,0) lose 0.5 each (pos_margin 0); negative
+        // pairs lose [1 - d]₊ = 0. AvgNonZero: pos 0.5, neg 0.
+        let x = Tensor::<B, 2>::from_floats([[0.0], [0.5], [2.0]], &device).require_grad();
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 0, 1], &device);
+        let loss = raw().init().forward(LossInput::new(x.clone(), labels));
+        assert!((loss.clone().into_scalar() - 0.5).abs() < 1e-6);
+        let g = float_vec(x.grad(&loss.backward()).unwrap());
+        // d/dx0 of (|x0-x1| + |x1-x0|)/2 = -1, d/dx1 = +1.
+        assert!(
+            (g[0] + 1.0).abs() < 1e-5 && (g[1] - 1.0).abs() < 1e-5 && g[2].abs() < 1e-6,
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn no_pairs_gives_a_zero_loss_with_a_graph() {
+        let device = Default::default();
+        let x = Tensor::<B, 2>::from_floats([[0.0], [1.0]], &device).require_grad();
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 1], &device);
+        let loss = raw().init().forward(LossInput::new(x.clone(), labels));
+        assert_eq!(loss.clone().into_scalar(), 0.0);
+        assert_eq!(float_vec(x.grad(&loss.backward()).unwrap()), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`labels`: length 3 differs from the number of embeddings 2")]
+    fn labels_of_the_wrong_length_panic_with_shapes() {
+        let device = Default::default();
+        let x = Tensor::<NdArray, 2>::zeros([2, 4], &device);
+        let labels = Tensor::<NdArray, 1, Int>::from_ints([0, 1, 1], &device);
+        ContrastiveLossConfig::new()
+            .init()
+            .forward(LossInput::new(x, labels));
+    }
+}
