@@ -11,13 +11,55 @@ use serde_json::Value;
 use crate::PmlError;
 
 /// A PML class name with its constructor arguments.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+///
+/// Besides `{"name": ..., "params": {...}}`, deserialization accepts the slots of PML's
+/// loss specs next to `params` (`"distance"`, `"reducer"`, `"embedding_regularizer"`,
+/// `"embedding_reg_weight"`, ...): every key other than `name` and `params` is moved into
+/// `params`, so `{"name": "ContrastiveLoss", "params": {}, "distance": {...}}` and
+/// `{"name": "ContrastiveLoss", "params": {"distance": {...}}}` build the same loss.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Spec {
     /// PML's class name, e.g. `"LpDistance"`.
     pub name: String,
     /// Constructor arguments by PML's names; absent ones take PML's defaults.
-    #[serde(default)]
     pub params: Value,
+}
+
+impl<'de> Deserialize<'de> for Spec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, Value>::deserialize(d)?;
+        let name = match map.remove("name") {
+            Some(Value::String(n)) => n,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`name` must be a string, got {other}"
+                )));
+            }
+            None => return Err(D::Error::custom("a spec needs a `name` (PML's class name)")),
+        };
+        let mut params = match map.remove("params") {
+            None | Some(Value::Null) => serde_json::Map::new(),
+            Some(Value::Object(p)) => p,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "{name}: `params` must be an object, got {other}"
+                )));
+            }
+        };
+        for (key, value) in map {
+            if params.contains_key(&key) {
+                return Err(D::Error::custom(format!(
+                    "{name}: `{key}` is given both in `params` and next to it"
+                )));
+            }
+            params.insert(key, value);
+        }
+        Ok(Self {
+            name,
+            params: Value::Object(params),
+        })
+    }
 }
 
 impl Spec {
@@ -164,5 +206,8 @@ mod tests {
         assert!(err.contains("unknown parameter `swapp`"), "{err}");
         let no_params: Spec = serde_json::from_str(r#"{"name": "X"}"#).unwrap();
         assert_eq!(no_params.build(defaults()).unwrap(), defaults());
+        let outside: Spec =
+            serde_json::from_str(r#"{"name": "X", "params": {}, "margin": 0.5}"#).unwrap();
+        assert_eq!(outside.build(defaults()).unwrap().margin, 0.5);
     }
 }

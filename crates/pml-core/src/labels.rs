@@ -334,8 +334,8 @@ mod tests {
         let lab = [0, 0, 1, 1, 1, 2];
         // Label 2 has a single sample: no anchor; 5 anchors x 3.
         assert_eq!(t[0].len(), 15);
-        for k in 0..t[0].len() {
-            let (a, p, n) = (t[0][k] as usize, t[1][k] as usize, t[2][k] as usize);
+        for ((&a, &p), &n) in t[0].iter().zip(&t[1]).zip(&t[2]) {
+            let (a, p, n) = (a as usize, p as usize, n as usize);
             assert_ne!(a, p);
             assert_eq!(lab[a], lab[p]);
             assert_ne!(lab[a], lab[n]);

@@ -182,4 +182,17 @@ mod tests {
             .init()
             .forward(LossInput::new(x, labels));
     }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let labels = [0, 0, 1, 1, 2, 2, 0, 1];
+        let config = ContrastiveLossConfig::new()
+            .with_pos_margin(0.1)
+            .with_neg_margin(1.2);
+        crate::gradcheck::check_gradients(&config.init(), &labels, 5, 1);
+        let cosine = config
+            .with_distance(DistanceConfig::cosine())
+            .with_neg_margin(0.3);
+        crate::gradcheck::check_gradients(&cosine.init(), &labels, 5, 2);
+    }
 }

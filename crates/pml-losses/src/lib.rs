@@ -28,6 +28,8 @@ mod any;
 mod base;
 mod contrastive;
 mod generic_pair;
+#[cfg(test)]
+mod gradcheck;
 pub mod regularizers;
 mod triplet_margin;
 

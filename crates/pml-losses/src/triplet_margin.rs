@@ -265,4 +265,13 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let labels = [0, 0, 1, 1, 2, 2, 0, 1];
+        let config = TripletMarginLossConfig::new().with_margin(0.3);
+        crate::gradcheck::check_gradients(&config.init(), &labels, 5, 1);
+        let swap_smooth = config.with_swap(true).with_smooth_loss(true);
+        crate::gradcheck::check_gradients(&swap_smooth.init(), &labels, 5, 2);
+    }
 }

@@ -55,10 +55,9 @@ impl<B: Backend> Reducer<B> for ClassWeightedReducer {
             term.indices.anchors().cloned().unwrap_or_else(|| {
                 panic!("ClassWeightedReducer: term `{}` has no indices", term.name)
             });
-        let device = losses.device();
         let weights = Tensor::<B, 1>::from_data(
             TensorData::new(self.weights.clone(), [self.weights.len()]),
-            &device,
+            (&losses.device(), losses.dtype()),
         );
         let w = weights.select(0, labels.select(0, anchors));
         (losses * w).mean()

@@ -56,14 +56,14 @@ impl<B: Backend> Reducer<B> for PerAnchorReducer {
         match &term.indices {
             TermIndices::Pair(anchors, _) => {
                 let n = ctx.embeddings.dims()[0];
-                let device = losses.device();
-                let sums = Tensor::<B, 1>::zeros([n], &device).select_assign(
+                let (device, dtype) = (losses.device(), losses.dtype());
+                let sums = Tensor::<B, 1>::zeros([n], (&device, dtype)).select_assign(
                     0,
                     anchors.clone(),
                     losses.clone(),
                     IndexingUpdateOp::Add,
                 );
-                let counts = Tensor::<B, 1>::zeros([n], &device).select_assign(
+                let counts = Tensor::<B, 1>::zeros([n], (&device, dtype)).select_assign(
                     0,
                     anchors.clone(),
                     losses.ones_like(),

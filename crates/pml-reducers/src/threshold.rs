@@ -74,8 +74,14 @@ impl<B: Backend> Reducer<B> for ThresholdReducer {
             (None, Some(hi)) => losses.clone().lower_elem(hi),
             (None, None) => unreachable!("validated at construction"),
         };
-        let count = keep.clone().float().sum().clamp_min(1.0);
-        losses.mask_fill(keep.bool_not(), 0.0).sum() / count
+        let drop = keep.bool_not();
+        // `ones_like` keeps the losses' dtype (a bool-to-float cast would take the device's).
+        let count = losses
+            .ones_like()
+            .mask_fill(drop.clone(), 0.0)
+            .sum()
+            .clamp_min(1.0);
+        losses.mask_fill(drop, 0.0).sum() / count
     }
 }
 

@@ -1,0 +1,62 @@
+//! Finite-difference checks of autodiff gradients, in float64 (tests only).
+
+use burn::{
+    backend::{Autodiff, NdArray},
+    tensor::{DType, Tensor, TensorData},
+};
+use pml_core::{
+    LossInput, MetricLoss,
+    rng::SeededRng,
+    tensor::{float_vec, int_tensor},
+};
+
+/// Float64 autodiff backend. Burn 0.21 keeps one default dtype per device, shared by
+/// `NdArray<f32>` and `NdArray<f64>`, so the inputs are created with an explicit `F64` dtype.
+pub type B64 = Autodiff<NdArray<f64>>;
+
+/// Compares the autodiff gradient of `loss` w.r.t. random `[n, d]` embeddings with central
+/// differences `(L(x + h eᵢ) − L(x − h eᵢ)) / 2h`.
+///
+/// With `h = 1e-6` in float64 the truncation error is `O(h²) ≈ 1e-12` and the rounding error
+/// `O(ε / h) ≈ 1e-10`, so `1e-6` (relative to the gradient's largest entry) leaves a wide margin
+/// while catching any wrong term. Random inputs keep every hinge away from its kink.
+pub fn check_gradients(loss: &impl MetricLoss<B64>, labels: &[i64], d: usize, seed: u64) {
+    let n = labels.len();
+    let rng = SeededRng::new(seed);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    let device = Default::default();
+    let eval = |values: &[f64]| -> (f64, Tensor<B64, 2>) {
+        let emb = Tensor::<B64, 2>::from_data(
+            TensorData::new(values.to_vec(), [n, d]),
+            (&device, DType::F64),
+        )
+        .require_grad();
+        let value = loss.forward(LossInput::new(emb.clone(), int_tensor(labels, &device)));
+        (value.into_scalar(), emb)
+    };
+    let emb =
+        Tensor::<B64, 2>::from_data(TensorData::new(x.clone(), [n, d]), (&device, DType::F64))
+            .require_grad();
+    let value = loss.forward(LossInput::new(emb.clone(), int_tensor(labels, &device)));
+    let analytic = float_vec(
+        emb.grad(&value.backward())
+            .expect("gradient reaches the embeddings"),
+    );
+    let h = 1e-6;
+    let numeric: Vec<f64> = (0..x.len())
+        .map(|i| {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            (eval(&plus).0 - eval(&minus).0) / (2.0 * h)
+        })
+        .collect();
+    let scale = numeric.iter().fold(1e-12f64, |m, g| m.max(g.abs()));
+    assert!(scale > 1e-8, "the check needs a non-zero gradient");
+    for (i, (a, f)) in analytic.iter().zip(&numeric).enumerate() {
+        assert!(
+            (a - f).abs() <= 1e-6 * scale,
+            "gradient {i}: autodiff {a:.9e} vs finite difference {f:.9e}"
+        );
+    }
+}

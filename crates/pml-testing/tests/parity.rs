@@ -1,0 +1,29 @@
+//! Runs every parity case in `testdata/parity` on the ndarray backend: each case must pass or
+//! report `not implemented` for a PML class the port does not have yet; every implemented class
+//! must pass all its cases.
+
+use std::path::Path;
+
+use burn::backend::{Autodiff, NdArray};
+use pml_testing::{load_cases, run_cases};
+
+#[test]
+fn parity_cases_pass_or_are_not_implemented() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/parity");
+    let cases = load_cases(&dir).expect("parity cases load");
+    let report = run_cases::<Autodiff<NdArray>>(&cases, None, &Default::default());
+    print!("{}", report.render());
+    assert!(
+        report.failed.is_empty(),
+        "{} parity cases failed",
+        report.failed.len()
+    );
+    // A `not implemented` verdict must name a class the port really lacks.
+    for (id, name) in &report.not_implemented {
+        assert!(
+            pml_testing::runner::is_unimplemented(name),
+            "{id}: reported `not implemented: {name}` but {name} is implemented"
+        );
+    }
+    assert!(!report.passed.is_empty());
+}
