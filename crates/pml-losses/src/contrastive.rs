@@ -1,5 +1,6 @@
 use burn::{
     config::Config,
+    module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
 use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType};
@@ -90,7 +91,7 @@ impl ContrastiveLossConfig {
 ///
 /// # Panics
 /// On the shape errors of [`LossInput::validate`], or without labels and indices tuple.
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct ContrastiveLoss {
     pos_margin: f64,
     neg_margin: f64,

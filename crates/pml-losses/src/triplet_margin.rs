@@ -1,5 +1,6 @@
 use burn::{
     config::Config,
+    module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
 use pml_core::{
@@ -101,7 +102,7 @@ impl TripletMarginLossConfig {
 ///
 /// # Panics
 /// On the shape errors of [`LossInput::validate`], or without labels and indices tuple.
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct TripletMarginLoss {
     margin: f64,
     swap: bool,

@@ -77,8 +77,11 @@ pub fn run_cases<B: AutodiffBackend>(
     report
 }
 
-enum Failure {
+/// Why a case did not pass (shared by the per-kind runners).
+pub(crate) enum Failure {
+    /// Needs a PML class the port lacks.
     NotImplemented(String),
+    /// Differs from PML.
     Mismatch(String),
 }
 
@@ -98,7 +101,7 @@ impl From<PmlError> for Failure {
     }
 }
 
-fn mismatch(msg: impl Into<String>) -> Failure {
+pub(crate) fn mismatch(msg: impl Into<String>) -> Failure {
     Failure::Mismatch(msg.into())
 }
 
@@ -143,18 +146,18 @@ pub fn is_unimplemented(name: &str) -> bool {
         && LossConfig::from_spec(&spec).err().is_some_and(unknown)
 }
 
-fn spec_name(spec: &Value) -> Result<String, Failure> {
+pub(crate) fn spec_name(spec: &Value) -> Result<String, Failure> {
     spec.get("name")
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| mismatch("spec has no `name`"))
 }
 
-fn parse_spec(spec: &Value) -> Result<Spec, Failure> {
+pub(crate) fn parse_spec(spec: &Value) -> Result<Spec, Failure> {
     serde_json::from_value(spec.clone()).map_err(|e| mismatch(format!("bad spec: {e}")))
 }
 
-fn tol(case: &Case, key: &str) -> Result<f64, Failure> {
+pub(crate) fn tol(case: &Case, key: &str) -> Result<f64, Failure> {
     case.tolerance
         .get(key)
         .and_then(Value::as_f64)
@@ -162,7 +165,13 @@ fn tol(case: &Case, key: &str) -> Result<f64, Failure> {
 }
 
 /// `‖got − exp‖ / ‖exp‖ ≤ rtol`, or `max |got| ≤ atol` when `‖exp‖ = 0`.
-fn compare(what: &str, got: &[f64], exp: &[f64], rtol: f64, atol: f64) -> Result<(), Failure> {
+pub(crate) fn compare(
+    what: &str,
+    got: &[f64],
+    exp: &[f64],
+    rtol: f64,
+    atol: f64,
+) -> Result<(), Failure> {
     if got.len() != exp.len() {
         return Err(mismatch(format!(
             "{what}: {} values, expected {}",
@@ -195,7 +204,7 @@ fn compare(what: &str, got: &[f64], exp: &[f64], rtol: f64, atol: f64) -> Result
     Ok(())
 }
 
-fn expected_values(name: &str, value: &Value) -> Result<Vec<f64>, Failure> {
+pub(crate) fn expected_values(name: &str, value: &Value) -> Result<Vec<f64>, Failure> {
     let (_, data) = raw_tensor(name, value)?;
     Ok(data.into_iter().map(f64::from).collect())
 }
