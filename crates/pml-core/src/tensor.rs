@@ -1,6 +1,6 @@
 //! Small tensor helpers Burn does not provide, written once for every pml crate.
 
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
 /// (`i64` on ndarray, `i32` on wgpu).
@@ -20,6 +20,15 @@ pub fn int_tensor<B: Backend>(values: &[i64], device: &B::Device) -> Tensor<B, 1
 /// This synchronizes with the device: keep it out of hot paths.
 pub fn float_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
     tensor.into_data().iter::<f64>().collect()
+}
+
+/// `1` where `mask` is true and `0` elsewhere, with the dtype and device of `like` (a plain
+/// bool-to-float cast would take the device's default dtype).
+pub fn mask_to_float<B: Backend, const D: usize>(
+    mask: Tensor<B, D, Bool>,
+    like: &Tensor<B, D>,
+) -> Tensor<B, D> {
+    like.ones_like().mask_fill(mask.bool_not(), 0.0)
 }
 
 /// Gathers `matrix[rows[k], cols[k]]` for every `k`, differentiably.

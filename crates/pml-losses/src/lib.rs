@@ -30,9 +30,11 @@ mod contrastive;
 mod generic_pair;
 #[cfg(test)]
 mod gradcheck;
+mod margin;
 pub mod regularizers;
 mod triplet_margin;
 
 pub use any::{AnyLoss, LossConfig};
 pub use contrastive::{ContrastiveLoss, ContrastiveLossConfig};
+pub use margin::{MarginLoss, MarginLossConfig};
 pub use triplet_margin::{TripletMarginLoss, TripletMarginLossConfig};

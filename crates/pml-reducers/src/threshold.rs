@@ -2,7 +2,7 @@ use burn::{
     config::Config,
     tensor::{Tensor, backend::Backend},
 };
-use pml_core::{LossTerm, PmlError, ReduceContext, Reducer};
+use pml_core::{LossTerm, PmlError, ReduceContext, Reducer, tensor::mask_to_float};
 
 /// Configuration of [`ThresholdReducer`], with PML's argument names (at least one bound).
 #[derive(Config, Debug)]
@@ -74,14 +74,8 @@ impl<B: Backend> Reducer<B> for ThresholdReducer {
             (None, Some(hi)) => losses.clone().lower_elem(hi),
             (None, None) => unreachable!("validated at construction"),
         };
-        let drop = keep.bool_not();
-        // `ones_like` keeps the losses' dtype (a bool-to-float cast would take the device's).
-        let count = losses
-            .ones_like()
-            .mask_fill(drop.clone(), 0.0)
-            .sum()
-            .clamp_min(1.0);
-        losses.mask_fill(drop, 0.0).sum() / count
+        let count = mask_to_float(keep.clone(), &losses).sum().clamp_min(1.0);
+        losses.mask_fill(keep.bool_not(), 0.0).sum() / count
     }
 }
 

@@ -232,11 +232,10 @@ fn loss_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Result<(), 
     if let Some(pml_error) = &case.error {
         return expect_refusal::<B>(config, pml_error, device);
     }
-    let loss = config?.try_init()?;
-    if let Some(name) = case.parameters.keys().next() {
-        return Err(mismatch(format!(
-            "the loss has no trainable tensor `{name}` to load"
-        )));
+    let mut loss = config?.try_init::<B>(device)?;
+    for (name, value) in &case.parameters {
+        let (shape, data) = raw_tensor(name, value)?;
+        loss = loss.load_parameter(name, &shape, data)?;
     }
     let rtol = tol(case, "rtol")?;
     let atol = tol(case, "atol")?;
@@ -258,7 +257,7 @@ fn expect_refusal<B: AutodiffBackend>(
     let loss = match config {
         Err(PmlError::NotImplemented(name)) => return Err(Failure::NotImplemented(name)),
         Err(_) => return Ok(()),
-        Ok(c) => match c.try_init() {
+        Ok(c) => match c.try_init::<B>(device) {
             Err(_) => return Ok(()),
             Ok(loss) => loss,
         },
@@ -278,7 +277,7 @@ fn expect_refusal<B: AutodiffBackend>(
 }
 
 fn loss_call<B: AutodiffBackend>(
-    loss: &AnyLoss,
+    loss: &AnyLoss<B>,
     call: &Value,
     rtol: f64,
     atol: f64,
@@ -343,7 +342,14 @@ fn loss_call<B: AutodiffBackend>(
             "ref_emb" => ref_emb
                 .clone()
                 .ok_or_else(|| mismatch("gradient for ref_emb expected but no ref_emb given"))?,
-            other => return Err(mismatch(format!("no trainable tensor `{other}`"))),
+            other => {
+                let exp = expected_values(name, exp)?;
+                let got = loss
+                    .parameter_gradient(other, &grads)
+                    .unwrap_or_else(|| vec![0.0; exp.len()]);
+                compare(&format!("grad[{name}]"), &got, &exp, rtol, atol)?;
+                continue;
+            }
         };
         let exp = expected_values(name, exp)?;
         let got = match tensor.grad(&grads) {
