@@ -74,6 +74,20 @@ impl Spec {
         }
     }
 
+    /// Refuses the spec unless its params give every key of `required` (PML's required
+    /// constructor arguments).
+    pub fn require(&self, required: &[&str]) -> Result<(), PmlError> {
+        for key in required {
+            if self.params.get(key).is_none_or(Value::is_null) {
+                return Err(PmlError::Config {
+                    name: self.name.clone(),
+                    reason: format!("missing required parameter `{key}`"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Builds a config from this spec's params over `defaults` (PML's defaults): each given
     /// parameter replaces the default one.
     pub fn build<C: Serialize + DeserializeOwned>(&self, defaults: C) -> Result<C, PmlError> {
@@ -125,6 +139,8 @@ impl Spec {
 ///     Foo(FooConfig),
 /// }
 ///
+/// // Required constructor arguments: `=> default; requires ["arg", ...]` (the default's
+/// // value for them is never used).
 /// pml_core::spec_enum!(AnyConfig { Foo(FooConfig) = "Foo" => FooConfig::new() });
 ///
 /// let c: AnyConfig = serde_json::from_str(r#"{"name": "Foo", "params": {}}"#).unwrap();
@@ -133,7 +149,7 @@ impl Spec {
 /// ```
 #[macro_export]
 macro_rules! spec_enum {
-    ($enum:ident { $($variant:ident($config:ty) = $name:literal => $default:expr),+ $(,)? }) => {
+    ($enum:ident { $($variant:ident($config:ty) = $name:literal => $default:expr $(; requires [$($req:literal),*])?),+ $(,)? }) => {
         impl $enum {
             /// PML's class name of the configured item.
             pub fn pml_name(&self) -> &'static str {
@@ -152,7 +168,10 @@ macro_rules! spec_enum {
             /// Builds the config from a PML-style spec; absent params take PML's defaults.
             pub fn from_spec(spec: &$crate::config::Spec) -> ::core::result::Result<Self, $crate::PmlError> {
                 match spec.name.as_str() {
-                    $($name => Ok(Self::$variant(spec.build::<$config>($default)?)),)+
+                    $($name => {
+                        $(spec.require(&[$($req),*])?;)?
+                        Ok(Self::$variant(spec.build::<$config>($default)?))
+                    })+
                     other => Err($crate::PmlError::NotImplemented(other.to_string())),
                 }
             }

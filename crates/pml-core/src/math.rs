@@ -1,6 +1,6 @@
 //! Numerically stable functions shared by the pml crates, written once.
 
-use burn::tensor::{Tensor, activation::relu, backend::Backend};
+use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 
 /// Softplus `log(1 + exp(x))`, computed as `max(x, 0) + log1p(exp(-|x|))` so that it neither
 /// overflows for large `x` nor loses precision for very negative `x`.
@@ -49,6 +49,47 @@ pub fn normalize_rows<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
     x / norm
 }
 
+/// Row-wise log-sum-exp over the entries where `keep` is true, PML's `lmu.logsumexp(x,
+/// keep_mask, add_one, dim=1)`:
+///
+/// `out_i = log(Σ_{j: keep_ij} exp(x_ij) [+ 1 with add_one])`, and `out_i = 0` for rows with no
+/// kept entry (with or without `add_one`).
+///
+/// Stable (the row maximum is subtracted first), and NaN-free in value and gradient: rows
+/// without kept entries, and the masked entries, get a zero gradient.
+///
+/// # Shapes
+/// - `x`: `[n, m]`, `keep`: `[n, m]` (`None` keeps everything)
+/// - output: `[n, 1]`
+pub fn masked_logsumexp<B: Backend>(
+    x: Tensor<B, 2>,
+    keep: Option<Tensor<B, 2, Bool>>,
+    add_one: bool,
+) -> Tensor<B, 2> {
+    let masked = match &keep {
+        Some(k) => x.mask_fill(k.clone().bool_not(), f64::NEG_INFINITY),
+        None => x,
+    };
+    let max = masked.clone().max_dim(1);
+    let max = if add_one { max.clamp_min(0.0) } else { max };
+    // Rows where everything is masked have max = -inf: shift by 0 instead.
+    let empty_max = max.clone().equal_elem(f64::NEG_INFINITY);
+    let max = max.mask_fill(empty_max, 0.0).detach();
+    let mut sum = (masked - max.clone()).exp().sum_dim(1);
+    if add_one {
+        sum = sum + max.clone().neg().exp();
+    }
+    let nothing = sum.clone().equal_elem(0.0);
+    let out = max + sum.mask_fill(nothing.clone(), 1.0).log();
+    match keep {
+        Some(k) => {
+            let no_kept = k.any_dim(1).bool_not();
+            out.mask_fill(no_kept, 0.0)
+        }
+        None => out.mask_fill(nothing, 0.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +130,35 @@ mod tests {
         let grads = lp_norm_rows(x.clone(), 2.0).sum().backward();
         let g = float_vec(x.grad(&grads).unwrap());
         assert_eq!(g, vec![0.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn masked_logsumexp_matches_pml() {
+        let device = Default::default();
+        let x = Tensor::<Autodiff<NdArray>, 2>::from_floats(
+            [[1.0, 2.0, 3.0], [0.5, -1.0, 100.0], [4.0, 5.0, 6.0]],
+            &device,
+        )
+        .require_grad();
+        let keep = Tensor::<Autodiff<NdArray>, 2, Bool>::from_bool(
+            burn::tensor::TensorData::from([
+                [true, false, true],
+                [true, true, false],
+                [false, false, false],
+            ]),
+            &device,
+        );
+        let out = masked_logsumexp(x.clone(), Some(keep.clone()), false);
+        let got = float_vec(out.clone());
+        let row0 = (1f64.exp() + 3f64.exp()).ln();
+        let row1 = (0.5f64.exp() + (-1f64).exp()).ln();
+        assert!((got[0] - row0).abs() < 1e-5 && (got[1] - row1).abs() < 1e-5 && got[2] == 0.0);
+        let with_one = float_vec(masked_logsumexp(x.clone(), Some(keep), true));
+        assert!((with_one[0] - (1.0 + 1f64.exp() + 3f64.exp()).ln()).abs() < 1e-5);
+        assert_eq!(with_one[2], 0.0);
+        let g = float_vec(x.grad(&out.sum().backward()).unwrap());
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+        assert!((g[0] - 1f64.exp() / row0.exp()).abs() < 1e-5 && g[1] == 0.0 && g[5] == 0.0);
+        assert_eq!(&g[6..], &[0.0, 0.0, 0.0]);
     }
 }

@@ -47,6 +47,30 @@ pub fn gather_pairs<B: Backend>(
     matrix.reshape([n * m]).select(0, flat)
 }
 
+/// The indices of the true entries of a 1-D mask, in increasing order.
+///
+/// Like Burn's `argwhere`, this reads the mask back from the device once: use it for the
+/// final list of selected indices, not inside a loop.
+pub fn argwhere_1d<B: Backend>(mask: Tensor<B, 1, Bool>) -> Tensor<B, 1, Int> {
+    let coords = mask.argwhere();
+    let k = coords.dims()[0];
+    coords.reshape([k])
+}
+
+/// The `(row, column)` indices of the true entries of a 2-D mask, in row-major order
+/// (PyTorch's `torch.where(mask)`).
+///
+/// Like Burn's `argwhere`, this reads the mask back from the device once: use it for the
+/// final list of selected pairs, not inside a loop.
+pub fn argwhere_2d<B: Backend>(mask: Tensor<B, 2, Bool>) -> [Tensor<B, 1, Int>; 2] {
+    let coords = mask.argwhere();
+    let k = coords.dims()[0];
+    [
+        coords.clone().slice([0..k, 0..1]).reshape([k]),
+        coords.slice([0..k, 1..2]).reshape([k]),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +83,22 @@ mod tests {
         let device = Default::default();
         let t = int_tensor::<B>(&[3, 0, 7], &device);
         assert_eq!(int_vec(t), vec![3, 0, 7]);
+    }
+
+    #[test]
+    fn argwhere_in_row_major_order() {
+        let device = Default::default();
+        let mask = Tensor::<B, 2, Bool>::from_bool(
+            TensorData::new(vec![false, true, true, false, false, true], [2, 3]),
+            &device,
+        );
+        let [r, c] = argwhere_2d(mask.clone());
+        assert_eq!((int_vec(r), int_vec(c)), (vec![0, 0, 1], vec![1, 2, 2]));
+        let none = argwhere_2d(mask.clone().bool_and(mask.bool_not()));
+        assert_eq!(none[0].dims(), [0]);
+        let v =
+            Tensor::<B, 1, Bool>::from_bool(TensorData::new(vec![true, false, true], [3]), &device);
+        assert_eq!(int_vec(argwhere_1d(v)), vec![0, 2]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The slots every loss has (PML's `BaseMetricLossFunction`: distance, reducer, embedding
-//! regularizer), built and used in one place.
+//! regularizer), and the weight regularizer of the losses with trainable weights (PML's
+//! `WeightRegularizerMixin`), built and used in one place.
 
 use burn::tensor::{Tensor, backend::Backend};
 use pml_core::{
@@ -13,6 +14,9 @@ use crate::regularizers::{AnyRegularizer, RegularizerConfig};
 
 /// Name of the embedding-regularization term, as in PML.
 pub(crate) const EMBEDDING_REG_LOSS: &str = "embedding_reg_loss";
+
+/// Name of the weight-regularization term, as in PML.
+pub(crate) const WEIGHT_REG_LOSS: &str = "weight_reg_loss";
 
 /// A loss's distance, reducer and optional embedding regularizer.
 #[derive(Clone, Debug)]
@@ -88,5 +92,48 @@ impl LossSlots {
     pub fn reduce<B: Backend>(&self, terms: &LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
         let ctx = ReduceContext::new(input.embeddings.clone(), input.labels.clone());
         self.reducer.reduce(terms, &ctx)
+    }
+}
+
+/// The optional penalty on a loss's trainable weights (PML's `WeightRegularizerMixin`:
+/// `weight_regularizer`, `weight_reg_weight`), added as the already-reduced term
+/// `weight_reg_loss`; the loss's reducer passes it through and sums it with the other terms.
+#[derive(Clone, Debug)]
+pub(crate) struct WeightRegularization {
+    regularizer: Option<AnyRegularizer>,
+    weight: f64,
+}
+
+impl WeightRegularization {
+    /// Builds the slot of loss `loss`, refusing an invalid regularizer or a non-finite weight.
+    pub fn build(
+        loss: &str,
+        regularizer: Option<&RegularizerConfig>,
+        weight: f64,
+    ) -> Result<Self, PmlError> {
+        if let Some(r) = regularizer {
+            r.validate()?;
+        }
+        if !weight.is_finite() {
+            return Err(PmlError::invalid_argument(
+                "weight_reg_weight",
+                weight,
+                format!("{loss}: must be finite"),
+            ));
+        }
+        Ok(Self {
+            regularizer: regularizer.map(RegularizerConfig::init),
+            weight,
+        })
+    }
+
+    /// Appends `weight_reg_weight · regularizer(weights)` as the term `weight_reg_loss`, if a
+    /// regularizer is set (PML's `add_weight_regularization_to_loss_dict`). `weights` has one
+    /// row per class (or center, or proxy).
+    pub fn add<B: Backend>(&self, terms: &mut LossTerms<B>, weights: Tensor<B, 2>) {
+        if let Some(reg) = &self.regularizer {
+            let value = reg.forward(weights).mul_scalar(self.weight);
+            terms.push(LossTerm::already_reduced(WEIGHT_REG_LOSS, value));
+        }
     }
 }

@@ -196,4 +196,9 @@ mod tests {
             .with_neg_margin(0.3);
         crate::gradcheck::check_gradients(&cosine.init(), &labels, 5, 2);
     }
+
+    #[test]
+    fn invariant_to_permuting_the_batch() {
+        crate::gradcheck::check_permutation_invariance(&ContrastiveLossConfig::new().init(), 31);
+    }
 }

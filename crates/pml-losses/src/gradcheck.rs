@@ -60,3 +60,34 @@ pub fn check_gradients(loss: &impl MetricLoss<B64>, labels: &[i64], d: usize, se
         );
     }
 }
+
+/// Checks that `loss` gives the same value on a batch and on the same batch permuted (rows of
+/// the embeddings and labels moved together), for a seeded random batch of 12 rows.
+pub fn check_permutation_invariance(loss: &impl MetricLoss<B64>, seed: u64) {
+    let labels: Vec<i64> = vec![0, 1, 2, 0, 1, 2, 0, 1, 3, 3, 2, 0];
+    let (n, d) = (labels.len(), 6);
+    let rng = SeededRng::new(seed);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    // A fixed permutation: a seeded Fisher-Yates shuffle.
+    let mut perm: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        perm.swap(i, rng.below(i + 1));
+    }
+    let px: Vec<f64> = perm
+        .iter()
+        .flat_map(|&i| x[i * d..(i + 1) * d].to_vec())
+        .collect();
+    let pl: Vec<i64> = perm.iter().map(|&i| labels[i]).collect();
+    let device = Default::default();
+    let value = |values: Vec<f64>, labels: &[i64]| -> f64 {
+        let emb =
+            Tensor::<B64, 2>::from_data(TensorData::new(values, [n, d]), (&device, DType::F64));
+        loss.forward(LossInput::new(emb, int_tensor(labels, &device)))
+            .into_scalar()
+    };
+    let (a, b) = (value(x, &labels), value(px, &pl));
+    assert!(
+        (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        "{a} vs {b} after permuting the batch"
+    );
+}

@@ -269,4 +269,12 @@ mod tests {
             4,
         );
     }
+
+    #[test]
+    fn invariant_to_permuting_the_batch() {
+        crate::gradcheck::check_permutation_invariance(
+            &MarginLossConfig::new().init(&Default::default()),
+            33,
+        );
+    }
 }

@@ -275,4 +275,12 @@ mod tests {
         let swap_smooth = config.with_swap(true).with_smooth_loss(true);
         crate::gradcheck::check_gradients(&swap_smooth.init(), &labels, 5, 2);
     }
+
+    #[test]
+    fn invariant_to_permuting_the_batch() {
+        crate::gradcheck::check_permutation_invariance(
+            &TripletMarginLossConfig::new().with_margin(0.2).init(),
+            32,
+        );
+    }
 }

@@ -46,7 +46,7 @@ pml_core::spec_enum!(ReducerConfig {
     Sum(SumReducerConfig) = "SumReducer" => SumReducerConfig::new(),
     AvgNonZero(AvgNonZeroReducerConfig) = "AvgNonZeroReducer" => AvgNonZeroReducerConfig::new(),
     Threshold(ThresholdReducerConfig) = "ThresholdReducer" => ThresholdReducerConfig::new(),
-    ClassWeighted(ClassWeightedReducerConfig) = "ClassWeightedReducer" => ClassWeightedReducerConfig::new(Vec::new()),
+    ClassWeighted(ClassWeightedReducerConfig) = "ClassWeightedReducer" => ClassWeightedReducerConfig::new(Vec::new()); requires ["weights"],
     PerAnchor(PerAnchorReducerConfig) = "PerAnchorReducer" => PerAnchorReducerConfig::new(),
     Divisor(DivisorReducerConfig) = "DivisorReducer" => DivisorReducerConfig::new(),
     DoNothing(DoNothingReducerConfig) = "DoNothingReducer" => DoNothingReducerConfig::new(),

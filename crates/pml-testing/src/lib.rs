@@ -6,7 +6,9 @@
 //! Used by the integration tests and by `cargo xtask parity`.
 #![warn(missing_docs)]
 
+mod accuracy;
 pub mod case;
+mod miners;
 pub mod runner;
 
 pub use case::{Case, load_cases};

@@ -2,7 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use burn::tensor::{Int, Tensor, backend::AutodiffBackend};
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::AutodiffBackend};
 use pml_core::{
     Distance, LossInput, MetricLoss, PmlError, Reference,
     config::Spec,
@@ -118,8 +118,8 @@ pub fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Outcome 
     let result = catch_unwind(AssertUnwindSafe(|| match case.kind.as_str() {
         "distance" => distance_case::<B>(case, device),
         "loss" => loss_case::<B>(case, device),
-        "miner" => Err(Failure::NotImplemented(spec_name(&case.spec)?)),
-        "accuracy" => Err(Failure::NotImplemented("AccuracyCalculator".into())),
+        "miner" => crate::miners::miner_case::<B>(case, device),
+        "accuracy" => crate::accuracy::accuracy_case::<B>(case, device),
         other => Err(mismatch(format!("unknown case kind `{other}`"))),
     }));
     match result {
@@ -131,7 +131,7 @@ pub fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Outcome 
 }
 
 /// Whether `name` is a PML class that no registry of the port (distances, reducers,
-/// regularizers, losses) can build.
+/// regularizers, losses, miners) can build.
 pub fn is_unimplemented(name: &str) -> bool {
     let spec = Spec {
         name: name.to_string(),
@@ -144,13 +144,9 @@ pub fn is_unimplemented(name: &str) -> bool {
             .err()
             .is_some_and(unknown)
         && LossConfig::from_spec(&spec).err().is_some_and(unknown)
-}
-
-pub(crate) fn spec_name(spec: &Value) -> Result<String, Failure> {
-    spec.get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| mismatch("spec has no `name`"))
+        && pml_miners::MinerConfig::from_spec(&spec)
+            .err()
+            .is_some_and(unknown)
 }
 
 pub(crate) fn parse_spec(spec: &Value) -> Result<Spec, Failure> {
@@ -224,10 +220,11 @@ fn distance_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Result<
 }
 
 fn loss_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Result<(), Failure> {
-    if let Some(miner) = &case.miner {
-        // Mining before the loss call needs pml-miners.
-        return Err(Failure::NotImplemented(spec_name(miner)?));
-    }
+    // With a top-level miner, each call mines on its inputs first (FORMAT.md).
+    let miner = match &case.miner {
+        Some(spec) => Some(crate::miners::build_miner(spec)?),
+        None => None,
+    };
     let config = LossConfig::from_spec(&parse_spec(&case.spec)?);
     if let Some(pml_error) = &case.error {
         return expect_refusal::<B>(config, pml_error, device);
@@ -240,7 +237,7 @@ fn loss_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Result<(), 
     let rtol = tol(case, "rtol")?;
     let atol = tol(case, "atol")?;
     for (i, call) in case.calls.iter().enumerate() {
-        loss_call::<B>(&loss, call, rtol, atol, device).map_err(|f| match f {
+        loss_call::<B>(&loss, miner.as_ref(), call, rtol, atol, device).map_err(|f| match f {
             Failure::Mismatch(why) => mismatch(format!("call {i}: {why}")),
             other => other,
         })?;
@@ -278,6 +275,7 @@ fn expect_refusal<B: AutodiffBackend>(
 
 fn loss_call<B: AutodiffBackend>(
     loss: &AnyLoss<B>,
+    miner: Option<&pml_miners::AnyMiner>,
     call: &Value,
     rtol: f64,
     atol: f64,
@@ -291,18 +289,25 @@ fn loss_call<B: AutodiffBackend>(
             None => Ok(None),
         }
     };
-    if inputs.get("enqueue_mask").is_some() {
-        return Err(Failure::NotImplemented(
-            "enqueue_mask (CrossBatchMemory)".into(),
-        ));
-    }
+    let enqueue_mask = match inputs.get("enqueue_mask").filter(|v| !v.is_null()) {
+        Some(v) => {
+            let mask: Vec<bool> = serde_json::from_value(v.clone())
+                .map_err(|e| mismatch(format!("enqueue_mask must be a list of booleans: {e}")))?;
+            let n = mask.len();
+            Some(Tensor::<B, 1, Bool>::from_data(
+                TensorData::new(mask, [n]),
+                device,
+            ))
+        }
+        None => None,
+    };
     let embeddings =
         float_tensor::<B, 2>("embeddings", field(inputs, "embeddings")?, device)?.require_grad();
     let ref_emb = match inputs.get("ref_emb").filter(|v| !v.is_null()) {
         Some(v) => Some(float_tensor::<B, 2>("ref_emb", v, device)?.require_grad()),
         None => None,
     };
-    let input = LossInput {
+    let mut input = LossInput {
         embeddings: embeddings.clone(),
         labels: labels("labels")?,
         indices_tuple: match inputs.get("indices_tuple").filter(|v| !v.is_null()) {
@@ -318,7 +323,14 @@ fn loss_call<B: AutodiffBackend>(
         },
     };
     input.check_shapes()?;
-    let value = loss.forward(input);
+    if let Some(miner) = miner {
+        crate::miners::mine_for_loss(miner, &mut input);
+    }
+    let value = match (enqueue_mask, loss) {
+        (None, loss) => loss.forward(input),
+        (Some(mask), AnyLoss::CrossBatchMemory(cbm)) => cbm.forward_with_enqueue_mask(input, mask),
+        (Some(_), _) => return Err(mismatch("enqueue_mask is only for CrossBatchMemory")),
+    };
     let got = float_vec(value.clone())[0];
     let exp = field(expected, "loss")?
         .as_f64()
@@ -329,8 +341,12 @@ fn loss_call<B: AutodiffBackend>(
             "loss {got:.6e}, expected {exp:.6e} (relative error {err:.3e} > {rtol:.0e})"
         )));
     }
-    if expected.get("logits").is_some() {
-        return Err(mismatch("logits expected, but this loss has no get_logits"));
+    if let Some(exp) = expected.get("logits") {
+        let got = loss
+            .logits(embeddings.clone().detach())
+            .ok_or_else(|| mismatch("logits expected, but this loss has no get_logits"))?;
+        let exp = expected_values("logits", exp)?;
+        compare("logits", &float_vec(got), &exp, rtol, atol)?;
     }
     let grads = value.backward();
     let Some(expected_grads) = expected.get("grad").and_then(Value::as_object) else {

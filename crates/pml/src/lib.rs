@@ -8,9 +8,11 @@
 //! |---|---|---|
 //! | [`distances`] | `pml-distances` | `pytorch_metric_learning.distances` |
 //! | [`losses`] | `pml-losses` | `pytorch_metric_learning.losses` |
+//! | [`miners`] | `pml-miners` | `pytorch_metric_learning.miners` |
 //! | [`reducers`] | `pml-reducers` | `pytorch_metric_learning.reducers` |
 //! | [`regularizers`] | `pml-losses` | `pytorch_metric_learning.regularizers` |
 //! | [`core`] | `pml-core` | traits, `utils.loss_and_miner_utils` |
+//! | [`eval`] | `pml-eval` | `utils.accuracy_calculator`, `utils.inference`, `testers` |
 //!
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
@@ -33,8 +35,10 @@ pub struct ReadmeDoctests;
 
 pub use pml_core as core;
 pub use pml_distances as distances;
+pub use pml_eval as eval;
 pub use pml_losses as losses;
 pub use pml_losses::regularizers;
+pub use pml_miners as miners;
 pub use pml_reducers as reducers;
 
 /// Everything needed to configure and call losses: `use pml::prelude::*;`.
@@ -45,8 +49,24 @@ pub mod prelude {
         SNRDistanceConfig,
     };
     pub use pml_losses::{
+        AngularLossConfig, DynamicSoftMarginLossConfig, FastAPLossConfig, HistogramLossConfig,
+        InstanceLossConfig, NCALossConfig, NPairsLossConfig, PNPLossConfig, PnpVariant,
+        RankedListLossConfig, SmoothAPLossConfig, ThresholdConsistentMarginLossConfig,
+        VICRegLossConfig,
+    };
+    pub use pml_losses::{
+        ArcFaceLossConfig, CosFaceLossConfig, LargeMarginSoftmaxLossConfig, ManifoldLossConfig,
+        NormalizedSoftmaxLossConfig, P2SGradLossConfig, ProxyAnchorLossConfig, ProxyNCALossConfig,
+        SoftTripleLossConfig, SphereFaceLossConfig, SubCenterArcFaceLossConfig,
+        regularizers::{
+            CenterInvariantRegularizerConfig, RegularFaceRegularizerConfig,
+            SparseCentersRegularizerConfig,
+        },
+    };
+    pub use pml_losses::{
         ContrastiveLossConfig, LossConfig, TripletMarginLossConfig,
         regularizers::{LpRegularizerConfig, RegularizerConfig, ZeroMeanRegularizerConfig},
     };
+    pub use pml_miners::MinerConfig;
     pub use pml_reducers::ReducerConfig;
 }

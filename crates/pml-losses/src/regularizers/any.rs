@@ -1,9 +1,15 @@
 use burn::tensor::{Tensor, backend::Backend};
 use pml_core::{PmlError, Regularizer};
 
-use super::{LpRegularizer, LpRegularizerConfig, ZeroMeanRegularizer, ZeroMeanRegularizerConfig};
+use super::{
+    CenterInvariantRegularizer, CenterInvariantRegularizerConfig, LpRegularizer,
+    LpRegularizerConfig, RegularFaceRegularizer, RegularFaceRegularizerConfig,
+    SparseCentersRegularizer, SparseCentersRegularizerConfig, ZeroMeanRegularizer,
+    ZeroMeanRegularizerConfig,
+};
 
-/// Any regularizer, by configuration: the type of a loss's `embedding_regularizer` slot.
+/// Any regularizer, by configuration: the type of a loss's `embedding_regularizer` and
+/// `weight_regularizer` slots.
 /// Serializes as a PML spec, `{"name": "LpRegularizer", "params": {"p": 2}}`.
 #[derive(Clone, Debug)]
 pub enum RegularizerConfig {
@@ -11,11 +17,23 @@ pub enum RegularizerConfig {
     Lp(LpRegularizerConfig),
     /// [`ZeroMeanRegularizer`].
     ZeroMean(ZeroMeanRegularizerConfig),
+    /// [`CenterInvariantRegularizer`].
+    CenterInvariant(CenterInvariantRegularizerConfig),
+    /// [`RegularFaceRegularizer`].
+    RegularFace(RegularFaceRegularizerConfig),
+    /// [`SparseCentersRegularizer`].
+    SparseCenters(SparseCentersRegularizerConfig),
 }
 
 pml_core::spec_enum!(RegularizerConfig {
     Lp(LpRegularizerConfig) = "LpRegularizer" => LpRegularizerConfig::new(),
     ZeroMean(ZeroMeanRegularizerConfig) = "ZeroMeanRegularizer" => ZeroMeanRegularizerConfig::new(),
+    CenterInvariant(CenterInvariantRegularizerConfig) = "CenterInvariantRegularizer"
+        => CenterInvariantRegularizerConfig::new(),
+    RegularFace(RegularFaceRegularizerConfig) = "RegularFaceRegularizer"
+        => RegularFaceRegularizerConfig::new(),
+    SparseCenters(SparseCentersRegularizerConfig) = "SparseCentersRegularizer"
+        => SparseCentersRegularizerConfig::new(2, 2); requires ["num_classes", "centers_per_class"],
 });
 
 impl RegularizerConfig {
@@ -29,6 +47,9 @@ impl RegularizerConfig {
             )),
             Self::Lp(c) => c.reducer.validate(),
             Self::ZeroMean(c) => c.reducer.validate(),
+            Self::CenterInvariant(c) => c.validate(),
+            Self::RegularFace(c) => c.validate(),
+            Self::SparseCenters(c) => c.validate(),
         }
     }
 
@@ -40,6 +61,9 @@ impl RegularizerConfig {
         match self {
             Self::Lp(c) => AnyRegularizer::Lp(c.init()),
             Self::ZeroMean(c) => AnyRegularizer::ZeroMean(c.init()),
+            Self::CenterInvariant(c) => AnyRegularizer::CenterInvariant(c.init()),
+            Self::RegularFace(c) => AnyRegularizer::RegularFace(c.init()),
+            Self::SparseCenters(c) => AnyRegularizer::SparseCenters(c.init()),
         }
     }
 }
@@ -51,6 +75,12 @@ pub enum AnyRegularizer {
     Lp(LpRegularizer),
     /// [`ZeroMeanRegularizer`].
     ZeroMean(ZeroMeanRegularizer),
+    /// [`CenterInvariantRegularizer`].
+    CenterInvariant(CenterInvariantRegularizer),
+    /// [`RegularFaceRegularizer`].
+    RegularFace(RegularFaceRegularizer),
+    /// [`SparseCentersRegularizer`].
+    SparseCenters(SparseCentersRegularizer),
 }
 
 impl<B: Backend> Regularizer<B> for AnyRegularizer {
@@ -58,6 +88,9 @@ impl<B: Backend> Regularizer<B> for AnyRegularizer {
         match self {
             Self::Lp(r) => r.forward(x),
             Self::ZeroMean(r) => r.forward(x),
+            Self::CenterInvariant(r) => r.forward(x),
+            Self::RegularFace(r) => r.forward(x),
+            Self::SparseCenters(r) => r.forward(x),
         }
     }
 }

@@ -1,0 +1,203 @@
+use burn::{
+    config::Config,
+    module::Module,
+    tensor::{Int, Tensor, activation::relu, backend::Backend},
+};
+use pml_core::{
+    LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
+    math::{masked_logsumexp, softplus},
+};
+use pml_distances::DistanceConfig;
+use pml_reducers::ReducerConfig;
+
+use crate::{base::LossSlots, generic_pair::pair_masks, regularizers::RegularizerConfig};
+
+/// Configuration of [`CircleLoss`], with PML's argument names and defaults.
+#[derive(Config, Debug)]
+pub struct CircleLossConfig {
+    /// The relaxation `m` (radius of the decision boundary).
+    #[config(default = 0.4)]
+    pub m: f64,
+    /// The scale `γ`.
+    #[config(default = 80.0)]
+    pub gamma: f64,
+    /// The distance: must be `CosineSimilarity`, as in PML.
+    #[config(default = "DistanceConfig::cosine()")]
+    pub distance: DistanceConfig,
+    /// The reducer (PML's default: `AvgNonZeroReducer`).
+    #[config(default = "ReducerConfig::avg_non_zero()")]
+    pub reducer: ReducerConfig,
+    /// An optional penalty on the embeddings, added as the term `embedding_reg_loss`.
+    pub embedding_regularizer: Option<RegularizerConfig>,
+    /// Weight of the embedding penalty.
+    #[config(default = 1.0)]
+    pub embedding_reg_weight: f64,
+}
+
+impl CircleLossConfig {
+    /// Builds the loss, refusing distances other than cosine similarity (as PML does).
+    pub fn try_init(&self) -> Result<CircleLoss, PmlError> {
+        if !matches!(self.distance, DistanceConfig::Cosine(_)) {
+            return Err(PmlError::Unsupported(format!(
+                "CircleLoss requires the distance metric to be CosineSimilarity, got {}",
+                self.distance.pml_name()
+            )));
+        }
+        for (name, v) in [("m", self.m), ("gamma", self.gamma)] {
+            if !v.is_finite() {
+                return Err(PmlError::invalid_argument(
+                    name,
+                    v,
+                    "CircleLoss: must be finite",
+                ));
+            }
+        }
+        Ok(CircleLoss {
+            m: self.m,
+            gamma: self.gamma,
+            slots: LossSlots::build(
+                "CircleLoss",
+                &self.distance,
+                &self.reducer,
+                self.embedding_regularizer.as_ref(),
+                self.embedding_reg_weight,
+                &[("loss", ReductionType::Element)],
+            )?,
+        })
+    }
+
+    /// Builds the loss.
+    ///
+    /// # Panics
+    /// Where [`try_init`](Self::try_init) returns an error.
+    pub fn init(&self) -> CircleLoss {
+        self.try_init().unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The circle loss (Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
+/// Optimization", CVPR 2020; PML's `CircleLoss`), for pair labels: for each anchor `i`,
+///
+/// `L_i = softplus( log Σ_{p∈P(i)} exp(−γ α_p (s_p − Δ_p)) + log Σ_{n∈N(i)} exp(γ α_n (s_n − Δ_n)) )`
+///
+/// with `α_p = [1 + m − s_p]₊`, `α_n = [s_n + m]₊` (not differentiated), `Δ_p = 1 − m`,
+/// `Δ_n = m`; zero for anchors without positives or negatives.
+///
+/// # Shapes
+/// - embeddings `[n, d]`, labels `[n]`, optional reference `[m, d]` with labels `[m]`
+/// - output `[1]`
+///
+/// # Panics
+/// On the shape errors of [`LossInput::validate`], or without labels and indices tuple.
+#[derive(Module, Clone, Debug)]
+pub struct CircleLoss {
+    m: f64,
+    gamma: f64,
+    slots: LossSlots,
+}
+
+impl<B: Backend> MetricLoss<B> for CircleLoss {
+    fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
+        input.validate();
+        let terms = match pair_masks(&self.slots, input) {
+            None => LossTerms::zeros(&["loss"]),
+            Some(masks) => {
+                let s = masks.mat.clone();
+                let n = s.dims()[0];
+                let alpha_p = relu(s.clone().detach().neg().add_scalar(1.0 + self.m));
+                let alpha_n = relu(s.clone().detach().add_scalar(self.m));
+                let logit_p = alpha_p * s.clone().sub_scalar(1.0 - self.m) * (-self.gamma);
+                let logit_n = alpha_n * s.sub_scalar(self.m) * self.gamma;
+                let lse_p = masked_logsumexp(logit_p, Some(masks.pos.clone()), false);
+                let lse_n = masked_logsumexp(logit_n, Some(masks.neg.clone()), false);
+                let has_both = masks
+                    .pos
+                    .clone()
+                    .any_dim(1)
+                    .bool_and(masks.neg.clone().any_dim(1));
+                let losses = softplus(lse_p + lse_n)
+                    .mask_fill(has_both.bool_not(), 0.0)
+                    .reshape([n]);
+                let losses = masks.gated(losses);
+                let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &losses.device());
+                LossTerms::new().with(LossTerm::element("loss", losses, idx))
+            }
+        };
+        self.slots.with_regularization(terms, input)
+    }
+
+    fn reduce(&self, terms: LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
+        self.slots.reduce(&terms, input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+
+    type B = Autodiff<NdArray>;
+
+    #[test]
+    fn hand_checked_value() {
+        let device = Default::default();
+        // s01 = 1, s02 = s12 = 0; m = 0.25, γ = 1. Anchor 0: α_p = 0.25, logit_p = −0.25·0.25;
+        // α_n = 0.25, logit_n = 0.25·(0 − 0.25). L = softplus(−0.0625 − 0.0625) for anchors 0, 1;
+        // anchor 2 has no positive: 0, dropped by AvgNonZero.
+        let x = Tensor::<B, 2>::from_floats([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], &device);
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 0, 1], &device);
+        let loss = CircleLossConfig::new().with_m(0.25).with_gamma(1.0).init();
+        let got = loss.forward(LossInput::new(x, labels)).into_scalar() as f64;
+        let want = (1.0 + (-0.125f64).exp()).ln();
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn refuses_other_distances() {
+        let err = CircleLossConfig::new()
+            .with_distance(DistanceConfig::lp())
+            .try_init()
+            .unwrap_err();
+        assert!(err.to_string().contains("CosineSimilarity"), "{err}");
+    }
+
+    // No finite-difference check: the weights α_p, α_n are stop-gradient by definition (paper
+    // and PML), so the autodiff gradient is deliberately not the derivative of the loss value.
+    // The parity cases check it against PML's.
+    #[test]
+    fn weights_are_not_differentiated() {
+        let device = Default::default();
+        // One anchor, one positive (s = 0.5) and one negative (s = 0): with m = 0.25, γ = 1,
+        // z = −α_p (s_p − 0.75) + α_n (s_n − 0.25), α_p = 0.75, α_n = 0.25, and
+        // dL/ds_p = σ(z)·(−α_p) only (no dα_p/ds_p term).
+        let x =
+            Tensor::<B, 2>::from_floats([[1.0, 0.0], [0.5, 0.75f32.sqrt()], [0.0, 1.0]], &device)
+                .require_grad();
+        let loss = CircleLossConfig::new()
+            .with_m(0.25)
+            .with_gamma(1.0)
+            .with_reducer(ReducerConfig::Sum(pml_reducers::SumReducerConfig::new()))
+            .init();
+        // Two pairs in total: PML's zero-loss rule (at most one pair per list) applies, so use
+        // the same pairs twice.
+        let t2 =
+            pml_core::IndicesTuple::pairs_from_slices(&[0, 0], &[1, 1], &[0, 0], &[2, 2], &device);
+        let value = loss.forward(LossInput::unlabeled(x.clone()).with_indices(t2));
+        let z: f64 = -0.75 * (0.5 - 0.75) + 0.25 * (0.0 - 0.25);
+        let sigma = 1.0 / (1.0 + (-z).exp());
+        assert!((value.clone().into_scalar() as f64 - (1.0 + z.exp()).ln()).abs() < 1e-5);
+        // ds_01/dx_1 (unnormalized x_1 already has norm 1) is x_0 minus its projection on x_1.
+        let g = pml_core::tensor::float_vec(x.grad(&value.backward()).unwrap());
+        let dsp_dx1 = [1.0 - 0.5 * 0.5, 0.0 - 0.5 * 0.75f64.sqrt()];
+        let want = [sigma * -0.75 * dsp_dx1[0], sigma * -0.75 * dsp_dx1[1]];
+        assert!(
+            (g[2] - want[0]).abs() < 1e-5 && (g[3] - want[1]).abs() < 1e-5,
+            "{g:?} vs {want:?}"
+        );
+    }
+
+    #[test]
+    fn invariant_to_permuting_the_batch() {
+        crate::gradcheck::check_permutation_invariance(&CircleLossConfig::new().init(), 11);
+    }
+}
