@@ -62,23 +62,57 @@ pub fn all_pairs<B: Backend>(
     IndicesTuple::Pairs { a1, p, a2, n }
 }
 
+/// Elements of the `[anchors, m, m]` mask block that [`all_triplets`] builds at once.
+const TRIPLET_BLOCK_ELEMENTS: usize = 1 << 24;
+
 /// Every triplet `(a, p, n)` with `label[a] == ref_label[p]`, `label[a] != ref_label[n]` (and
 /// `a != p` when the batch is its own reference), in row-major order (PML's
 /// `get_all_triplets_indices`).
 ///
-/// This builds an `[n, m, m]` mask: for large batches prefer a loss that works on masks.
+/// The `[n, m, m]` validity mask is built in blocks of anchors (at most 2²⁴ elements each), so
+/// peak memory beyond the returned index lists stays bounded; the index lists themselves hold
+/// every triplet, as the definition needs.
 pub fn all_triplets<B: Backend>(
     labels: &Tensor<B, 1, Int>,
     ref_labels: Option<&Tensor<B, 1, Int>>,
 ) -> IndicesTuple<B> {
     let (matches, diffs) = matches_and_diffs(labels, ref_labels);
     let [n, m] = matches.dims();
-    let valid = matches
-        .reshape([n, m, 1])
-        .expand([n, m, m])
-        .bool_and(diffs.reshape([n, 1, m]).expand([n, m, m]));
-    let [a, p, neg] = columns(valid.argwhere());
-    IndicesTuple::Triplets { a, p, n: neg }
+    let block = (TRIPLET_BLOCK_ELEMENTS / (m * m).max(1)).clamp(1, n.max(1));
+    let (mut a, mut p, mut neg) = (Vec::new(), Vec::new(), Vec::new());
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let rows = end - start;
+        let valid = matches
+            .clone()
+            .slice([start..end, 0..m])
+            .reshape([rows, m, 1])
+            .expand([rows, m, m])
+            .bool_and(
+                diffs
+                    .clone()
+                    .slice([start..end, 0..m])
+                    .reshape([rows, 1, m])
+                    .expand([rows, m, m]),
+            );
+        let [ba, bp, bn] = columns(valid.argwhere());
+        a.push(ba.add_scalar(start as i64));
+        p.push(bp);
+        neg.push(bn);
+    }
+    if a.is_empty() {
+        let empty = int_tensor::<B>(&[], &labels.device());
+        return IndicesTuple::Triplets {
+            a: empty.clone(),
+            p: empty.clone(),
+            n: empty,
+        };
+    }
+    IndicesTuple::Triplets {
+        a: Tensor::cat(a, 0),
+        p: Tensor::cat(p, 0),
+        n: Tensor::cat(neg, 0),
+    }
 }
 
 /// How many triplets per anchor a triplet loss samples when no indices tuple is given (PML's
@@ -300,6 +334,29 @@ mod tests {
             panic!()
         };
         assert_eq!(host([a, p, n]), vec![vec![0, 1], vec![1, 0], vec![2, 2]]);
+    }
+
+    #[test]
+    fn all_triplets_in_blocks_equal_the_whole_cube() {
+        // 300 rows: 300² = 90,000 elements per anchor, so 186 anchors per block: two blocks.
+        let labels: Vec<i64> = (0..300).map(|i| i % 7).collect();
+        let t = all_triplets(&ints(&labels), None);
+        let IndicesTuple::Triplets { a, p, n } = t else {
+            panic!()
+        };
+        let (a, p, n) = (int_vec(a), int_vec(p), int_vec(n));
+        let mut k = 0;
+        for i in 0..300usize {
+            for j in 0..300usize {
+                for l in 0..300usize {
+                    if i != j && labels[i] == labels[j] && labels[i] != labels[l] {
+                        assert_eq!((a[k], p[k], n[k]), (i as i64, j as i64, l as i64));
+                        k += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(k, a.len());
     }
 
     #[test]
