@@ -274,7 +274,8 @@ impl<B: Backend> CrossBatchMemory<B> {
             filled: false,
         });
         let start = q.idx;
-        let emb = emb.detach();
+        // `detach` alone keeps `require_grad` in burn 0.21: the memory must be a constant.
+        let emb = emb.detach().set_require_grad(false);
         // At most two contiguous chunks: start..m, then 0..rest.
         let first = bs.min(m - start);
         q.embeddings = q.embeddings.clone().slice_assign(
