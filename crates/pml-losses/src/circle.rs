@@ -10,7 +10,10 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_masks, regularizers::RegularizerConfig};
+use crate::{
+    base::LossSlots, common::require_cosine, generic_pair::pair_masks,
+    regularizers::RegularizerConfig,
+};
 
 /// Configuration of [`CircleLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -37,12 +40,7 @@ pub struct CircleLossConfig {
 impl CircleLossConfig {
     /// Builds the loss, refusing distances other than cosine similarity (as PML does).
     pub fn try_init(&self) -> Result<CircleLoss, PmlError> {
-        if !matches!(self.distance, DistanceConfig::Cosine(_)) {
-            return Err(PmlError::Unsupported(format!(
-                "CircleLoss requires the distance metric to be CosineSimilarity, got {}",
-                self.distance.pml_name()
-            )));
-        }
+        require_cosine(&self.distance, "CircleLoss")?;
         for (name, v) in [("m", self.m), ("gamma", self.gamma)] {
             if !v.is_finite() {
                 return Err(PmlError::invalid_argument(

@@ -10,7 +10,10 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_distances, regularizers::RegularizerConfig};
+use crate::{
+    base::LossSlots, common::require_cosine, generic_pair::pair_distances,
+    regularizers::RegularizerConfig,
+};
 
 /// Configuration of [`TupletMarginLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -37,12 +40,7 @@ pub struct TupletMarginLossConfig {
 impl TupletMarginLossConfig {
     /// Builds the loss, refusing distances other than cosine similarity (as PML does).
     pub fn try_init(&self) -> Result<TupletMarginLoss, PmlError> {
-        if !matches!(self.distance, DistanceConfig::Cosine(_)) {
-            return Err(PmlError::Unsupported(format!(
-                "TupletMarginLoss requires the distance metric to be CosineSimilarity, got {}",
-                self.distance.pml_name()
-            )));
-        }
+        require_cosine(&self.distance, "TupletMarginLoss")?;
         for (name, v) in [("margin", self.margin), ("scale", self.scale)] {
             if !v.is_finite() {
                 return Err(PmlError::invalid_argument(

@@ -47,13 +47,7 @@ impl SparseCentersRegularizerConfig {
                 format!("{NAME}: must be positive"),
             ));
         }
-        match &self.distance {
-            DistanceConfig::Cosine(_) => Ok(()),
-            other => Err(PmlError::Unsupported(format!(
-                "{NAME} requires the distance metric to be CosineSimilarity, got {}",
-                other.pml_name()
-            ))),
-        }
+        crate::common::require_cosine(&self.distance, NAME)
     }
 
     /// Builds the regularizer.
