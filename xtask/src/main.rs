@@ -1,8 +1,9 @@
-//! Developer tasks of pml-rs: `cargo xtask parity`, `cargo xtask validate`.
+//! Developer tasks of pml-rs: `cargo xtask parity`, `cargo xtask bench`, `cargo xtask validate`.
 //!
 //! `parity` runs the PML golden cases on a backend compiled into this binary (features
 //! `ndarray` (default), `wgpu`, `cuda`) and prints `FAIL <id>: <reason>` per failing case and,
-//! last, `N passed, M failed`.
+//! last, `N passed, M failed`. `bench` runs the criterion benches of `benches/` once per
+//! workload (see [`bench`]), optionally side by side with PML.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,6 +11,8 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod bench;
 use pml_testing::{Report, load_cases, run_cases};
 
 #[derive(Parser)]
@@ -35,6 +38,21 @@ enum Task {
         /// Exit with failure also when cases need PML classes not implemented yet.
         #[arg(long)]
         strict: bool,
+    },
+    /// Time every workload (release build, one process per workload) and print a table.
+    Bench {
+        /// Also run PML's reference script with this Python interpreter and compare.
+        #[arg(long, value_name = "PYTHON")]
+        vs_pml: Option<PathBuf>,
+        /// Write the rows as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Workloads file (the schema of benches/workloads.json).
+        #[arg(long, value_name = "FILE", default_value_os_t = pml_benches::default_workloads_path())]
+        workloads: PathBuf,
+        /// Only workloads whose id (`kind/Name_n<n>_d<d>`) contains this text.
+        #[arg(long, value_name = "S")]
+        filter: Option<String>,
     },
     /// Run fmt --check, clippy -D warnings, doc tests and the test suite.
     Validate,
@@ -115,6 +133,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Task::Bench {
+            vs_pml,
+            json,
+            workloads,
+            filter,
+        } => {
+            let args = bench::BenchArgs {
+                vs_pml,
+                json,
+                workloads,
+                filter,
+            };
+            match bench::bench(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Task::Validate => {
             if validate() {
                 ExitCode::SUCCESS

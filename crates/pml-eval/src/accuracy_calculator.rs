@@ -443,9 +443,13 @@ impl AccuracyCalculator {
         if n == 0 {
             return Err(PmlError::invalid_input("query", "no query embeddings"));
         }
+        // Whether the reference is exactly the query: the kNN search then computes each
+        // pair's distance once.
+        let mut self_search = false;
         let (reference, reference_labels) = match (reference, reference_labels) {
             (None, None) => {
                 ref_includes_query = true;
+                self_search = true;
                 (query.clone(), query_labels.clone())
             }
             (Some(_), None) => {
@@ -488,8 +492,9 @@ impl AccuracyCalculator {
                 ),
             ));
         }
-        if ref_includes_query {
-            check_prefix(&query, &query_labels, &reference, &reference_labels)?;
+        if ref_includes_query && !self_search {
+            self_search =
+                check_prefix(&query, &query_labels, &reference, &reference_labels)? && m == n;
         }
         let known: Vec<&str> = self.metric_names();
         for (arg, names) in [("include", &include), ("exclude", &exclude)] {
@@ -507,7 +512,7 @@ impl AccuracyCalculator {
             Some(self.knn_context(
                 query.clone(),
                 &query_labels,
-                reference,
+                (!self_search).then_some(reference),
                 &reference_labels,
                 ref_includes_query,
                 &metrics,
@@ -569,12 +574,13 @@ impl AccuracyCalculator {
         }
     }
 
-    /// Label counts, lone queries, `k` (PML's `determine_k`) and the kNN search.
+    /// Label counts, lone queries, `k` (PML's `determine_k`) and the kNN search; `reference`
+    /// is `None` when it is exactly the query.
     fn knn_context<B: Backend>(
         &self,
         query: Tensor<B, 2>,
         query_labels: &Labels,
-        reference: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
         reference_labels: &Labels,
         ref_includes_query: bool,
         metrics: &[(String, MetricKind)],
@@ -642,7 +648,10 @@ impl AccuracyCalculator {
                 m - self_count
             );
         }
-        let mut neighbors = self.knn.search(query, reference, wanted)?;
+        let mut neighbors = match reference {
+            None => self.knn.search_self(query, wanted)?,
+            Some(reference) => self.knn.search(query, reference, wanted)?,
+        };
         if ref_includes_query {
             neighbors = neighbors.without_self();
         }
@@ -655,13 +664,14 @@ impl AccuracyCalculator {
     }
 }
 
-/// `reference[..n] ≈ query` (`torch.allclose`: `|q − r| ≤ 1e-8 + 1e-5 |r|`) and equal labels.
+/// `reference[..n] ≈ query` (`torch.allclose`: `|q − r| ≤ 1e-8 + 1e-5 |r|`) and equal labels;
+/// returns whether the prefix is exactly the query.
 fn check_prefix<B: Backend>(
     query: &Tensor<B, 2>,
     query_labels: &Labels,
     reference: &Tensor<B, 2>,
     reference_labels: &Labels,
-) -> Result<(), PmlError> {
+) -> Result<bool, PmlError> {
     let [n, d] = query.dims();
     let m = reference.dims()[0];
     let err = || {
@@ -676,11 +686,18 @@ fn check_prefix<B: Backend>(
     }
     let prefix = reference.clone().slice([0..n, 0..d]);
     let bound = prefix.clone().abs().mul_scalar(1e-5).add_scalar(1e-8);
-    let close = (query.clone() - prefix).abs().lower_equal(bound).all();
+    let diff = (query.clone() - prefix).abs();
+    let close = diff.clone().lower_equal(bound).all();
     let close = close.into_data().iter::<bool>().all(|b| b);
     let labels_equal = (0..n).all(|i| query_labels.row(i) == reference_labels.row(i));
     if close && labels_equal {
-        Ok(())
+        let exact = diff
+            .equal_elem(0.0)
+            .all()
+            .into_data()
+            .iter::<bool>()
+            .all(|b| b);
+        Ok(exact)
     } else {
         Err(err())
     }

@@ -240,40 +240,32 @@ impl Knn {
             KnnMetric::Cosine => (normalize_rows(query, 2.0), normalize_rows(reference, 2.0)),
             _ => (query, reference),
         };
-        let device = query.device();
         let on_device = self.config.selection == TopKSelection::Device;
         let qb = self.config.query_batch_size.max(1);
         let rb = self.config.reference_batch_size.max(1);
-        let ref_blocks: Vec<RefBlock<B>> = (0..m)
-            .step_by(rb)
-            .map(|s| {
-                let e = (s + rb).min(m);
-                let r = reference.clone().slice([s..e, 0..d]);
-                let sq = match self.config.metric {
-                    KnnMetric::L2 => Some(r.clone().powi_scalar(2).sum_dim(1).reshape([1, e - s])),
-                    _ => None,
-                };
-                let rows_t = r.transpose();
-                if on_device {
+        let ref_blocks: Vec<RefBlock<B>> = if on_device {
+            (0..m)
+                .step_by(rb)
+                .map(|s| {
+                    let e = (s + rb).min(m);
+                    let r = reference.clone().slice([s..e, 0..d]);
+                    let sq = match self.config.metric {
+                        KnnMetric::L2 => {
+                            Some(r.clone().powi_scalar(2).sum_dim(1).reshape([1, e - s]))
+                        }
+                        _ => None,
+                    };
                     RefBlock {
                         start: s,
-                        rows_t,
+                        rows_t: r.transpose(),
                         sq,
                         sq_host: None,
                     }
-                } else {
-                    // The host path reads every block back anyway: a contiguous copy of the
-                    // transposed block makes the CPU matrix products about twice as fast.
-                    let dtype = rows_t.dtype();
-                    RefBlock {
-                        start: s,
-                        rows_t: Tensor::from_data(rows_t.into_data(), (&device, dtype)),
-                        sq: None,
-                        sq_host: sq.map(|t| host_f32(t.into_data())),
-                    }
-                }
-            })
-            .collect();
+                })
+                .collect()
+        } else {
+            self.host_blocks(&reference, rb)
+        };
         let n_blocks = n.div_ceil(qb) * ref_blocks.len();
         let mut progress = Progress::new("kNN", n_blocks, self.config.progress && n_blocks >= 8);
         let mut out = Neighbors {
@@ -319,6 +311,109 @@ impl Knn {
             }
         }
         Ok(out)
+    }
+
+    /// The `min(k, n)` nearest rows of `x` for every row of `x` (each row is among its own
+    /// neighbours): the same result as `search(x.clone(), x, k)`, but each product `xᵢ · xⱼ` is
+    /// computed once. The rows are cut into tiles of `query_batch_size`; tile `(I, J)` with
+    /// `J ≥ I` is one matrix product whose rows feed the top-k of tile `I`'s rows and whose
+    /// columns feed those of tile `J`, so the search costs about half the matrix-product work
+    /// of [`search`](Self::search). Used by [`AccuracyCalculator`](crate::AccuracyCalculator)
+    /// when the query is its own reference.
+    ///
+    /// With [`TopKSelection::Device`] this is [`search`](Self::search).
+    ///
+    /// # Shapes
+    /// - `x`: `[n, d]`
+    /// - result: `n × min(k, n)` neighbours
+    ///
+    /// Peak memory: two `[query_batch_size, query_batch_size]` blocks and the running top-k of
+    /// every row (`n × 2k` candidates).
+    pub fn search_self<B: Backend>(
+        &self,
+        x: Tensor<B, 2>,
+        k: usize,
+    ) -> Result<Neighbors, PmlError> {
+        if self.config.selection == TopKSelection::Device {
+            return self.search(x.clone(), x, k);
+        }
+        let [n, d] = x.dims();
+        let k = k.min(n);
+        if n == 0 || k == 0 {
+            return Ok(Neighbors {
+                n,
+                k: 0,
+                distances: Vec::new(),
+                indices: Vec::new(),
+            });
+        }
+        let x = match self.config.metric {
+            KnnMetric::Cosine => normalize_rows(x, 2.0),
+            _ => x,
+        };
+        let b = self.config.query_batch_size.max(1);
+        let tiles = self.host_blocks(&x, b);
+        let n_tiles = tiles.len() * (tiles.len() + 1) / 2;
+        let mut progress = Progress::new("kNN", n_tiles, self.config.progress && n_tiles >= 8);
+        let mut heaps: Vec<RowTopK> = (0..n).map(|_| RowTopK::new(k)).collect();
+        for (ti, tile) in tiles.iter().enumerate() {
+            let rows = tile.rows_t.dims()[1];
+            let q = x.clone().slice([tile.start..tile.start + rows, 0..d]);
+            for other in &tiles[ti..] {
+                let dot = host_f32(q.clone().matmul(other.rows_t.clone()).into_data());
+                let width = other.rows_t.dims()[1];
+                let (own, theirs) = (tile.sq_host.as_deref(), other.sq_host.as_deref());
+                let (before, after) = heaps.split_at_mut(other.start);
+                if other.start == tile.start {
+                    select_rows(&mut after[..rows], &dot, width, tile.start, own.zip(own));
+                } else {
+                    let own_heaps = &mut before[tile.start..tile.start + rows];
+                    select_rows(own_heaps, &dot, width, other.start, own.zip(theirs));
+                    select_columns(&mut after[..width], &dot, rows, tile.start, theirs.zip(own));
+                }
+                progress.tick(1);
+            }
+        }
+        let mut out = Neighbors {
+            n,
+            k,
+            distances: Vec::with_capacity(n * k),
+            indices: Vec::with_capacity(n * k),
+        };
+        for h in heaps {
+            self.push_row(&mut out, &h.finish());
+        }
+        Ok(out)
+    }
+
+    /// Contiguous transposed blocks of `rows` rows of `reference`, with their squared norms for
+    /// L2, on the host path.
+    fn host_blocks<B: Backend>(&self, reference: &Tensor<B, 2>, rows: usize) -> Vec<RefBlock<B>> {
+        let [m, d] = reference.dims();
+        let device = reference.device();
+        (0..m)
+            .step_by(rows)
+            .map(|s| {
+                let e = (s + rows).min(m);
+                let r = reference.clone().slice([s..e, 0..d]);
+                let sq = match self.config.metric {
+                    KnnMetric::L2 => {
+                        Some(host_f32(r.clone().powi_scalar(2).sum_dim(1).into_data()))
+                    }
+                    _ => None,
+                };
+                // The host path reads every block back anyway: a contiguous copy of the
+                // transposed block makes the CPU matrix products about twice as fast.
+                let rows_t = r.transpose();
+                let dtype = rows_t.dtype();
+                RefBlock {
+                    start: s,
+                    rows_t: Tensor::from_data(rows_t.into_data(), (&device, dtype)),
+                    sq: None,
+                    sq_host: sq,
+                }
+            })
+            .collect()
     }
 
     /// The block's ranking keys, smaller = closer: distances, or negated similarities.
@@ -414,12 +509,16 @@ fn cmp_candidates(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
 }
 
 /// The running top-k of one query row: a buffer of candidates that is cut back to the best `k`
-/// whenever it reaches `2k`, with the `k`-th best key as admission threshold.
+/// whenever it reaches `2k`, with the `k`-th best key as admission bound.
 struct RowTopK {
     k: usize,
     buf: Vec<(f32, usize)>,
     threshold: f32,
 }
+
+/// Keys are screened against the admission bound this many at a time: one vectorizable pass
+/// over the group, and the per-candidate work only when one of them gets in.
+const GROUP: usize = 16;
 
 impl RowTopK {
     fn new(k: usize) -> Self {
@@ -430,20 +529,45 @@ impl RowTopK {
         }
     }
 
-    /// Offers the keys of one row of a block (`key(c)` for reference `start + c`, `c < width`).
-    /// Indices grow within and across calls, so a key equal to the threshold never beats the
-    /// kept ones.
+    /// Keys above this cannot be among the best `k`. Admitting a key equal to it (or any extra
+    /// candidate) is harmless: [`finish`](Self::finish) ranks by key, then index.
     #[inline]
-    fn offer(&mut self, width: usize, start: usize, key: impl Fn(usize) -> f32) {
-        for c in 0..width {
-            let key = canonical(key(c));
-            if self.buf.len() < self.k || key < self.threshold {
-                self.buf.push((key, start + c));
-                if self.buf.len() >= 2 * self.k {
-                    self.shrink();
+    fn bound(&self) -> f32 {
+        if self.buf.len() < self.k {
+            f32::INFINITY
+        } else {
+            self.threshold
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, key: f32, index: usize) {
+        self.buf.push((key, index));
+        if self.buf.len() >= 2 * self.k {
+            self.shrink();
+        }
+    }
+
+    /// Offers the keys of one row of a block: `keys(c0)` gives the [`GROUP`] keys of
+    /// references `start + c0..`, `width` in all (the last group may be cut short).
+    #[inline]
+    fn offer(&mut self, width: usize, start: usize, keys: impl Fn(usize) -> [f32; GROUP]) {
+        for c0 in (0..width).step_by(GROUP) {
+            let group = keys(c0);
+            let valid = (width - c0).min(GROUP);
+            if screen(&group, &[self.bound(); GROUP]) {
+                for (c, &key) in group.iter().enumerate().take(valid) {
+                    if key <= self.bound() {
+                        self.push(key, start + c0 + c);
+                    }
                 }
             }
         }
+        self.settle();
+    }
+
+    /// Cuts the buffer back to `k` and updates the bound.
+    fn settle(&mut self) {
         if self.buf.len() >= self.k {
             self.shrink();
         }
@@ -470,9 +594,65 @@ impl RowTopK {
     }
 }
 
-/// Feeds each row of a `[rows, width]` block of inner products into its running top-k, on all
-/// CPU threads. With `l2 = Some((‖q‖², ‖r‖²))` the keys are squared L2 distances, otherwise
-/// negated inner products.
+/// Whether any of a group of (canonical) keys passes its bound: one branch-free pass that the
+/// compiler vectorizes. An infinite bound admits everything, NaN keys included.
+#[inline]
+fn screen(keys: &[f32; GROUP], bounds: &[f32; GROUP]) -> bool {
+    let mut hit = false;
+    for (k, b) in keys.iter().zip(bounds) {
+        hit |= (*k <= *b) | (*b == f32::INFINITY);
+    }
+    hit
+}
+
+/// The [`GROUP`] keys of `dots[..]` (past the end: `+∞`): squared L2 distances from
+/// `q_sq` and `r_sq[..]` when given, otherwise negated inner products.
+#[inline]
+fn group_keys(dots: &[f32], q_sq: Option<f32>, r_sq: Option<&[f32]>) -> [f32; GROUP] {
+    let mut keys = [f32::INFINITY; GROUP];
+    let n = dots.len().min(GROUP);
+    match (q_sq, r_sq) {
+        (Some(q), Some(r)) => {
+            for ((key, &dot), &r) in keys[..n].iter_mut().zip(dots).zip(r) {
+                *key = canonical(l2_key(dot, q, r));
+            }
+        }
+        _ => {
+            for (key, &dot) in keys[..n].iter_mut().zip(dots) {
+                *key = canonical(-dot);
+            }
+        }
+    }
+    keys
+}
+
+/// Runs `work` over `items` split into one contiguous chunk per CPU thread (chunk lengths a
+/// multiple of `align`); `work` gets the chunk's offset and the chunk. `cost` (block entries)
+/// decides whether threads pay off.
+fn on_threads<T: Send>(
+    items: &mut [T],
+    cost: usize,
+    align: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads <= 1 || cost < (1 << 16) {
+        work(0, items);
+        return;
+    }
+    let per = (items.len().div_ceil(threads).div_ceil(align) * align).max(1);
+    std::thread::scope(|s| {
+        for (ci, chunk) in items.chunks_mut(per).enumerate() {
+            let work = &work;
+            s.spawn(move || work(ci * per, chunk));
+        }
+    });
+}
+
+/// Feeds each row of a `[rows, width]` block of inner products into its running top-k
+/// (`heaps[r]`; candidates `start..start + width`), on all CPU threads. With
+/// `l2 = Some((‖q‖², ‖r‖²))` the keys are squared L2 distances, otherwise negated inner
+/// products.
 fn select_rows(
     heaps: &mut [RowTopK],
     dot: &[f32],
@@ -480,32 +660,64 @@ fn select_rows(
     start: usize,
     l2: Option<(&[f32], &[f32])>,
 ) {
-    let offer_row = |r: usize, h: &mut RowTopK| {
-        let row = &dot[r * width..(r + 1) * width];
-        match l2 {
-            Some((q_sq, r_sq)) => {
-                let qs = q_sq[r];
-                h.offer(width, start, |c| l2_key(row[c], qs, r_sq[c]));
-            }
-            None => h.offer(width, start, |c| -row[c]),
-        }
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let rows = heaps.len();
-    if threads <= 1 || rows * width < (1 << 16) {
-        for (r, h) in heaps.iter_mut().enumerate() {
-            offer_row(r, h);
-        }
-        return;
-    }
-    let per = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (ci, chunk) in heaps.chunks_mut(per).enumerate() {
-            s.spawn(move || {
-                for (o, h) in chunk.iter_mut().enumerate() {
-                    offer_row(ci * per + o, h);
-                }
+    let cost = heaps.len() * width;
+    on_threads(heaps, cost, 1, |offset, chunk| {
+        for (o, h) in chunk.iter_mut().enumerate() {
+            let r = offset + o;
+            let row = &dot[r * width..(r + 1) * width];
+            let q_sq = l2.map(|(q_sq, _)| q_sq[r]);
+            h.offer(width, start, |c0| {
+                group_keys(&row[c0..], q_sq, l2.map(|(_, r_sq)| &r_sq[c0..]))
             });
+        }
+    });
+}
+
+/// Feeds each column of a `[rows, width]` block into its running top-k (`heaps[c]`;
+/// candidates `start..start + rows`): [`select_rows`] of the transposed block, without
+/// transposing it. Columns are taken [`GROUP`] at a time, so each row of the block is read as
+/// one cache line per group. `l2 = Some((‖column‖², ‖row‖²))`.
+fn select_columns(
+    heaps: &mut [RowTopK],
+    dot: &[f32],
+    rows: usize,
+    start: usize,
+    l2: Option<(&[f32], &[f32])>,
+) {
+    let width = heaps.len();
+    on_threads(heaps, rows * width, GROUP, |offset, chunk| {
+        for (g, group) in chunk.chunks_mut(GROUP).enumerate() {
+            let c0 = offset + g * GROUP;
+            let cols = group.len();
+            let mut bounds = [f32::INFINITY; GROUP];
+            for (b, h) in bounds.iter_mut().zip(group.iter()) {
+                *b = h.bound();
+            }
+            for r in 0..rows {
+                let line = &dot[r * width + c0..r * width + c0 + cols];
+                let keys = match l2 {
+                    // Per column: ‖column‖² from `c_sq`, one ‖row‖² for the whole line.
+                    Some((c_sq, r_sq)) => {
+                        let mut keys = [f32::INFINITY; GROUP];
+                        for ((key, &dot), &c) in keys.iter_mut().zip(line).zip(&c_sq[c0..]) {
+                            *key = canonical(l2_key(dot, c, r_sq[r]));
+                        }
+                        keys
+                    }
+                    None => group_keys(line, None, None),
+                };
+                if screen(&keys, &bounds) {
+                    for ((h, &key), bound) in group.iter_mut().zip(&keys).zip(&mut bounds) {
+                        if key <= *bound {
+                            h.push(key, start + r);
+                            *bound = h.bound();
+                        }
+                    }
+                }
+            }
+            for h in group.iter_mut() {
+                h.settle();
+            }
         }
     });
 }

@@ -98,6 +98,29 @@ proptest! {
         }
     }
 
+    /// The query-is-reference search (half the products, tiles fed to both sides) equals the
+    /// brute force exactly, ties included, for every tile size.
+    #[test]
+    fn self_search_exact_on_integer_data(
+        n in 1usize..40, d in 1usize..5, k in 1usize..45, tile in 1usize..16, metric_id in 0usize..2,
+        seed in any::<u64>(),
+    ) {
+        let mut s = seed;
+        let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 33) % 5) as f32 - 2.0 };
+        let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
+        let metric = [KnnMetric::L2, KnnMetric::InnerProduct][metric_id];
+        let nn = config(metric, tile, 1).init().search_self(tensor(&x, n, d), k).unwrap();
+        let want = brute_force(&x, &x, d, metric);
+        prop_assert_eq!(nn.k, k.min(n));
+        for (i, row) in want.iter().enumerate() {
+            let idx: Vec<usize> = row.iter().take(nn.k).map(|x| x.1).collect();
+            prop_assert_eq!(nn.indices_of(i), idx.as_slice());
+            for (got, exp) in nn.distances_of(i).iter().zip(row) {
+                prop_assert_eq!(f64::from(*got), exp.0);
+            }
+        }
+    }
+
     /// Random floats: the returned scores are the brute force's best scores (to float
     /// precision), and each returned index really has its returned score.
     #[test]
@@ -142,5 +165,30 @@ fn same_results_for_every_block_size() {
             .search(tensor(&q, n, d), tensor(&r, m, d), 25)
             .unwrap();
         assert_eq!(other, base, "blocks {qb} x {rb}");
+    }
+}
+
+/// Blocks large enough for the multi-threaded selection (rows and columns), uneven tiles, many
+/// ties: both searches still equal the brute force exactly.
+#[test]
+fn threaded_selection_matches_brute_force() {
+    let (n, d, k) = (700, 3, 20);
+    let mut s = 99u64;
+    let mut next = || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((s >> 40) % 5) as f32 - 2.0
+    };
+    let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
+    for metric in [KnnMetric::L2, KnnMetric::InnerProduct] {
+        let want = brute_force(&x, &x, d, metric);
+        let knn = config(metric, 300, 350).init();
+        let by_self = knn.search_self(tensor(&x, n, d), k).unwrap();
+        let general = knn.search(tensor(&x, n, d), tensor(&x, n, d), k).unwrap();
+        for (i, row) in want.iter().enumerate() {
+            let idx: Vec<usize> = row.iter().take(k).map(|x| x.1).collect();
+            assert_eq!(by_self.indices_of(i), idx.as_slice(), "{metric:?} row {i}");
+            assert_eq!(general.indices_of(i), idx.as_slice(), "{metric:?} row {i}");
+        }
+        assert_eq!(by_self, general);
     }
 }

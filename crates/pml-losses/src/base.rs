@@ -2,13 +2,13 @@
 //! regularizer), and the weight regularizer of the losses with trainable weights (PML's
 //! `WeightRegularizerMixin`), built and used in one place.
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, backend::Backend};
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, PmlError, ReduceContext, Reducer, ReductionType,
-    Regularizer,
+    Regularizer, tensor::mask_to_float,
 };
 use pml_distances::{AnyDistance, DistanceConfig};
-use pml_reducers::{AnyReducer, ReducerConfig};
+use pml_reducers::{AnyReducer, ReducerConfig, TotalsReduction};
 
 use crate::regularizers::{AnyRegularizer, RegularizerConfig};
 
@@ -88,10 +88,51 @@ impl LossSlots {
         terms
     }
 
+    /// How the term called `name` is reduced, when the reducer needs only totals over its
+    /// losses (see [`TotalsReduction`]).
+    pub fn totals_reduction(&self, name: &str) -> Option<TotalsReduction> {
+        self.reducer.totals_reduction(name)
+    }
+
+    /// `reduced` (a loss's terms already reduced) plus the reduced embedding-regularization
+    /// term, if any.
+    pub fn plus_regularization<B: Backend>(
+        &self,
+        reduced: Tensor<B, 1>,
+        input: &LossInput<B>,
+    ) -> Tensor<B, 1> {
+        let terms = self.with_regularization(LossTerms::new(), input);
+        if terms.terms.is_empty() {
+            reduced
+        } else {
+            reduced + self.reduce(&terms, input)
+        }
+    }
+
     /// Reduces the terms with the loss's reducer, given the batch and its labels.
     pub fn reduce<B: Backend>(&self, terms: &LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
         let ctx = ReduceContext::new(input.embeddings.clone(), input.labels.clone());
         self.reducer.reduce(terms, &ctx)
+    }
+}
+
+/// The reduction of the losses at the true entries of `mask` by `rule`, without listing them:
+/// what the reducer would return for the term holding exactly those losses (zero when there
+/// are none, or none is kept), shape `[1]`.
+pub(crate) fn reduce_masked<B: Backend, const D: usize>(
+    losses: Tensor<B, D>,
+    mask: Tensor<B, D, Bool>,
+    rule: TotalsReduction,
+) -> Tensor<B, 1> {
+    let kept = match rule.kept(&losses) {
+        Some(inside) => mask.bool_and(inside),
+        None => mask,
+    };
+    let count = mask_to_float(kept.clone(), &losses).sum();
+    let total = losses.mask_fill(kept.bool_not(), 0.0).sum();
+    match rule {
+        TotalsReduction::Sum => total,
+        TotalsReduction::Mean | TotalsReduction::Threshold { .. } => total / count.clamp_min(1.0),
     }
 }
 

@@ -7,7 +7,11 @@ use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, R
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_distances, regularizers::RegularizerConfig};
+use crate::{
+    base::{LossSlots, reduce_masked},
+    generic_pair::{pair_distances, pair_masks},
+    regularizers::RegularizerConfig,
+};
 
 const TERMS: [(&str, ReductionType); 2] = [
     ("pos_loss", ReductionType::PosPair),
@@ -128,6 +132,33 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
     fn reduce(&self, terms: LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
         self.slots.reduce(&terms, input)
     }
+
+    /// Without an indices tuple (all pairs) and with reducers that need only totals (mean,
+    /// sum, average of non-zero, threshold), the pairs are never listed: both terms are reduced
+    /// over the masked `[n, m]` distance matrix. Otherwise `reduce(forward_terms(input))`.
+    fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
+        let rules = (
+            self.slots.totals_reduction("pos_loss"),
+            self.slots.totals_reduction("neg_loss"),
+        );
+        let (Some(pos_rule), Some(neg_rule), None) = (rules.0, rules.1, &input.indices_tuple)
+        else {
+            let terms = self.forward_terms(&input);
+            return self.reduce(terms, &input);
+        };
+        input.validate();
+        let masks = pair_masks(&self.slots, &input).expect("labels without indices tuple");
+        let d = &self.slots.distance;
+        let pos = relu(d.margin_to(masks.mat.clone(), self.pos_margin));
+        let neg = relu(Distance::<B>::margin_from(
+            d,
+            self.neg_margin,
+            masks.mat.clone(),
+        ));
+        let loss = reduce_masked(pos, masks.pos.clone(), pos_rule)
+            + reduce_masked(neg, masks.neg.clone(), neg_rule);
+        self.slots.plus_regularization(masks.gated(loss), &input)
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +226,37 @@ mod tests {
             .with_distance(DistanceConfig::cosine())
             .with_neg_margin(0.3);
         crate::gradcheck::check_gradients(&cosine.init(), &labels, 5, 2);
+    }
+
+    #[test]
+    fn dense_reduction_equals_the_listed_pairs() {
+        use crate::gradcheck::{check_fast_path, uniform};
+        use pml_reducers::{SumReducerConfig, ThresholdReducerConfig};
+        let labels = [0, 0, 1, 1, 1, 2, 0, 3, 3, 1, 2, 4];
+        let x = uniform(labels.len() * 4, 4);
+        let reducers = [
+            ReducerConfig::avg_non_zero(),
+            ReducerConfig::mean(),
+            ReducerConfig::Sum(SumReducerConfig::new()),
+            ReducerConfig::Threshold(ThresholdReducerConfig::new().with_high(Some(0.5))),
+        ];
+        for reducer in reducers {
+            for distance in [DistanceConfig::lp(), DistanceConfig::cosine()] {
+                let config = ContrastiveLossConfig::new()
+                    .with_pos_margin(0.2)
+                    .with_neg_margin(0.9)
+                    .with_distance(distance)
+                    .with_reducer(reducer.clone());
+                check_fast_path(&config.init(), &x, &labels, None);
+                let r = uniform(5 * 4, 6);
+                check_fast_path(&config.init(), &x, &labels, Some((&r, &[0, 1, 7, 1, 2])));
+            }
+        }
+        // Margins met exactly (integer distances), and batches PML gives a zero loss.
+        let line = [0.0, 1.0, 2.0, 1.0, 3.0];
+        let exact = raw().with_pos_margin(1.0).with_neg_margin(2.0).init();
+        check_fast_path(&exact, &line, &[0, 0, 1, 1, 0], None);
+        check_fast_path(&exact, &line[..2], &[0, 1], None);
     }
 
     #[test]

@@ -91,3 +91,69 @@ pub fn check_permutation_invariance(loss: &impl MetricLoss<B64>, seed: u64) {
         "{a} vs {b} after permuting the batch"
     );
 }
+
+/// Checks a loss's fast path: `forward` (which may reduce without listing tuples) against
+/// `reduce(forward_terms(..))` (the listed tuples), value and gradient w.r.t. the embeddings
+/// (and the reference embeddings, when given), in float64, to `1e-9` relative.
+pub fn check_fast_path(
+    loss: &impl MetricLoss<B64>,
+    x: &[f64],
+    labels: &[i64],
+    reference: Option<(&[f64], &[i64])>,
+) {
+    let device = Default::default();
+    let n = labels.len();
+    let d = x.len() / n;
+    let leaf = |v: &[f64], rows: usize| {
+        Tensor::<B64, 2>::from_data(
+            TensorData::new(v.to_vec(), [rows, d]),
+            (&device, DType::F64),
+        )
+        .require_grad()
+    };
+    let run = |fast: bool| {
+        let emb = leaf(x, n);
+        let mut input = LossInput::new(emb.clone(), int_tensor(labels, &device));
+        let ref_emb = reference.map(|(r, l)| {
+            let r = leaf(r, l.len());
+            input = input
+                .clone()
+                .with_reference(r.clone(), int_tensor(l, &device));
+            r
+        });
+        let value = if fast {
+            loss.forward(input)
+        } else {
+            loss.reduce(loss.forward_terms(&input), &input)
+        };
+        let grads = value.backward();
+        let mut g = float_vec(emb.grad(&grads).expect("gradient reaches the embeddings"));
+        if let Some(r) = ref_emb {
+            g.extend(float_vec(
+                r.grad(&grads).expect("gradient reaches the reference"),
+            ));
+        }
+        (value.into_scalar(), g)
+    };
+    let (fast, fast_grad) = run(true);
+    let (listed, listed_grad) = run(false);
+    let scale = listed_grad
+        .iter()
+        .fold(listed.abs().max(1e-3), |m, g| m.max(g.abs()));
+    assert!(
+        (fast - listed).abs() <= 1e-9 * scale,
+        "value: fast path {fast:.12e} vs listed tuples {listed:.12e}"
+    );
+    for (i, (a, b)) in fast_grad.iter().zip(&listed_grad).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-9 * scale,
+            "gradient {i}: fast path {a:.12e} vs listed tuples {b:.12e}"
+        );
+    }
+}
+
+/// `n·d` seeded uniform values in `[-1, 1)`.
+pub fn uniform(len: usize, seed: u64) -> Vec<f64> {
+    let rng = SeededRng::new(seed);
+    (0..len).map(|_| rng.uniform() * 2.0 - 1.0).collect()
+}

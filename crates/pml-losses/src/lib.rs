@@ -24,6 +24,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod all_triplets;
 mod angular;
 mod any;
 mod arcface;

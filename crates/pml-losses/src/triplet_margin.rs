@@ -13,7 +13,7 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, regularizers::RegularizerConfig};
+use crate::{all_triplets::TripletHinge, base::LossSlots, regularizers::RegularizerConfig};
 
 /// Configuration of [`TripletMarginLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -143,6 +143,32 @@ impl<B: Backend> MetricLoss<B> for TripletMarginLoss {
 
     fn reduce(&self, terms: LossTerms<B>, input: &LossInput<B>) -> Tensor<B, 1> {
         self.slots.reduce(&terms, input)
+    }
+
+    /// Without an indices tuple (all triplets) and with a reducer that needs only totals
+    /// (mean, sum, average of non-zero, threshold), the triplets are never listed: see
+    /// [`all_triplets`](crate::all_triplets). Otherwise `reduce(forward_terms(input))`.
+    fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
+        let dense = input.indices_tuple.is_none()
+            && input.labels.is_some()
+            && self.triplets_per_anchor == TripletsPerAnchor::All
+            && !(self.swap && input.reference.is_some());
+        match self.slots.totals_reduction("loss").filter(|_| dense) {
+            Some(rule) => {
+                input.validate();
+                let hinge = TripletHinge {
+                    margin: self.margin,
+                    swap: self.swap,
+                    smooth: self.smooth_loss,
+                };
+                let loss = hinge.reduce_all(&self.slots, &input, rule);
+                self.slots.plus_regularization(loss, &input)
+            }
+            None => {
+                let terms = self.forward_terms(&input);
+                self.reduce(terms, &input)
+            }
+        }
     }
 }
 

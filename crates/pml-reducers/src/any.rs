@@ -1,4 +1,4 @@
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, backend::Backend};
 use pml_core::{LossTerm, PmlError, ReduceContext, Reducer, ReductionType};
 
 use crate::{
@@ -6,6 +6,7 @@ use crate::{
     DivisorReducer, DivisorReducerConfig, DoNothingReducer, DoNothingReducerConfig, MeanReducer,
     MeanReducerConfig, MultipleReducers, MultipleReducersConfig, PerAnchorReducer,
     PerAnchorReducerConfig, SumReducer, SumReducerConfig, ThresholdReducer, ThresholdReducerConfig,
+    threshold::threshold_mask,
 };
 
 /// Any reducer, by configuration: the type of a loss's `reducer` slot.
@@ -164,6 +165,62 @@ impl AnyReducer {
         }
         Ok(())
     }
+}
+
+/// A reduction that needs only totals over a term's losses, not the losses themselves: a loss
+/// whose per-tuple losses are too many to list (all triplets of a batch) can accumulate these
+/// totals block by block instead. Given by [`AnyReducer::totals_reduction`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TotalsReduction {
+    /// `Σ losses` ([`SumReducer`]).
+    Sum,
+    /// `Σ losses / count`, zero without losses ([`MeanReducer`]).
+    Mean,
+    /// `Σ kept / max(#kept, 1)` over the losses strictly between `low` and `high`
+    /// ([`ThresholdReducer`]; [`AvgNonZeroReducer`] is `low = 0`).
+    Threshold {
+        /// Lower bound (exclusive), if any.
+        low: Option<f64>,
+        /// Upper bound (exclusive), if any.
+        high: Option<f64>,
+    },
+}
+
+impl TotalsReduction {
+    /// Which of `losses` are counted and summed: all of them (`None`), or those strictly
+    /// inside a threshold's bounds.
+    pub fn kept<B: Backend, const D: usize>(
+        &self,
+        losses: &Tensor<B, D>,
+    ) -> Option<Tensor<B, D, Bool>> {
+        match *self {
+            Self::Threshold { low, high } => Some(threshold_mask(losses, low, high)),
+            Self::Sum | Self::Mean => None,
+        }
+    }
+}
+
+impl AnyReducer {
+    /// How the term called `name` is reduced, when that needs only totals (sum, count, or the
+    /// sum and count of the losses inside a threshold's bounds); `None` for reducers that look
+    /// at each loss's indices or labels (class weights, per-anchor, divisor, do-nothing).
+    pub fn totals_reduction(&self, name: &str) -> Option<TotalsReduction> {
+        match self {
+            Self::Sum(_) => Some(TotalsReduction::Sum),
+            Self::Mean(_) => Some(TotalsReduction::Mean),
+            Self::AvgNonZero(r) => Some(threshold_totals(r.threshold())),
+            Self::Threshold(r) => Some(threshold_totals(r)),
+            Self::Multiple(m) => m.reducer_for(name).totals_reduction(name),
+            Self::ClassWeighted(_) | Self::PerAnchor(_) | Self::Divisor(_) | Self::DoNothing(_) => {
+                None
+            }
+        }
+    }
+}
+
+fn threshold_totals(r: &ThresholdReducer) -> TotalsReduction {
+    let (low, high) = r.bounds();
+    TotalsReduction::Threshold { low, high }
 }
 
 fn capitalized(s: &str) -> String {

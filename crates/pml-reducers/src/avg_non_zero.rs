@@ -27,6 +27,13 @@ pub struct AvgNonZeroReducer {
     inner: ThresholdReducer,
 }
 
+impl AvgNonZeroReducer {
+    /// The threshold this reducer averages above (`low = 0`, no `high`).
+    pub fn threshold(&self) -> &ThresholdReducer {
+        &self.inner
+    }
+}
+
 impl<B: Backend> Reducer<B> for AvgNonZeroReducer {
     fn reduce_losses(
         &self,

@@ -16,9 +16,9 @@ mod mean;
 mod multiple;
 mod per_anchor;
 mod sum;
-mod threshold;
+pub(crate) mod threshold;
 
-pub use any::{AnyReducer, ReducerConfig};
+pub use any::{AnyReducer, ReducerConfig, TotalsReduction};
 pub use avg_non_zero::{AvgNonZeroReducer, AvgNonZeroReducerConfig};
 pub use class_weighted::{ClassWeightedReducer, ClassWeightedReducerConfig};
 pub use divisor::{DivisorReducer, DivisorReducerConfig};

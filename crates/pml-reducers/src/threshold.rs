@@ -1,6 +1,6 @@
 use burn::{
     config::Config,
-    tensor::{Tensor, backend::Backend},
+    tensor::{Bool, Tensor, backend::Backend},
 };
 use pml_core::{LossTerm, PmlError, ReduceContext, Reducer, tensor::mask_to_float};
 
@@ -56,6 +56,11 @@ impl ThresholdReducer {
     pub(crate) fn with_bounds(low: Option<f64>, high: Option<f64>) -> Self {
         Self { low, high }
     }
+
+    /// The bounds `(low, high)`: losses strictly inside them are averaged.
+    pub fn bounds(&self) -> (Option<f64>, Option<f64>) {
+        (self.low, self.high)
+    }
 }
 
 impl<B: Backend> Reducer<B> for ThresholdReducer {
@@ -65,17 +70,29 @@ impl<B: Backend> Reducer<B> for ThresholdReducer {
         losses: Tensor<B, 1>,
         _: &ReduceContext<B>,
     ) -> Tensor<B, 1> {
-        let keep = match (self.low, self.high) {
-            (Some(lo), Some(hi)) => losses
-                .clone()
-                .greater_elem(lo)
-                .bool_and(losses.clone().lower_elem(hi)),
-            (Some(lo), None) => losses.clone().greater_elem(lo),
-            (None, Some(hi)) => losses.clone().lower_elem(hi),
-            (None, None) => unreachable!("validated at construction"),
-        };
+        let keep = threshold_mask(&losses, self.low, self.high);
         let count = mask_to_float(keep.clone(), &losses).sum().clamp_min(1.0);
         losses.mask_fill(keep.bool_not(), 0.0).sum() / count
+    }
+}
+
+/// The losses strictly inside `(low, high)` (a missing bound does not limit).
+///
+/// # Panics
+/// If both bounds are missing (refused when a [`ThresholdReducer`] is built).
+pub(crate) fn threshold_mask<B: Backend, const D: usize>(
+    losses: &Tensor<B, D>,
+    low: Option<f64>,
+    high: Option<f64>,
+) -> Tensor<B, D, Bool> {
+    match (low, high) {
+        (Some(lo), Some(hi)) => losses
+            .clone()
+            .greater_elem(lo)
+            .bool_and(losses.clone().lower_elem(hi)),
+        (Some(lo), None) => losses.clone().greater_elem(lo),
+        (None, Some(hi)) => losses.clone().lower_elem(hi),
+        (None, None) => unreachable!("validated at construction"),
     }
 }
 
