@@ -233,7 +233,23 @@ pub fn pairs_to_triplets<B: Backend>(
             n: empty,
         };
     }
-    let [i, j] = columns(pairwise_equal(&a1, &a2).argwhere());
+    // Every (positive pair i, negative pair j) with the same anchor, i-major as PML's
+    // `torch.where(a1[:, None] == a2)`: negatives grouped by anchor in one pass on the host,
+    // O(np + nn + triplets) instead of an [np, nn] equality matrix.
+    let device = a1.device();
+    let (anchors_p, anchors_n) = (int_vec(a1.clone()), int_vec(a2));
+    let mut by_anchor: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for (j, &a) in anchors_n.iter().enumerate() {
+        by_anchor.entry(a).or_default().push(j as i64);
+    }
+    let (mut pi, mut nj) = (Vec::new(), Vec::new());
+    for (i, a) in anchors_p.iter().enumerate() {
+        if let Some(js) = by_anchor.get(a) {
+            pi.extend(std::iter::repeat_n(i as i64, js.len()));
+            nj.extend_from_slice(js);
+        }
+    }
+    let (i, j) = (int_tensor::<B>(&pi, &device), int_tensor::<B>(&nj, &device));
     IndicesTuple::Triplets {
         a: a1.select(0, i.clone()),
         p: p.select(0, i),
