@@ -1,6 +1,10 @@
 //! Criterion benches of every workload in `benches/workloads.json` (or the file named by
-//! `PML_BENCH_WORKLOADS`) on the ndarray CPU backend: losses (forward + backward), miners and
-//! the AccuracyCalculator, each step ending with a device sync before the clock is read.
+//! `PML_BENCH_WORKLOADS`): losses (forward + backward), miners and the AccuracyCalculator, each
+//! step ending with a device sync before the clock is read.
+//!
+//! The backend is the one the `PML_BACKEND` environment variable names (`ndarray`, `wgpu`,
+//! `cuda`; default: the first compiled in), among those compiled in by the pml-benches features
+//! of the same names (`cargo bench -p pml-benches --features wgpu`).
 //!
 //! `cargo bench -p pml-benches -- [criterion filter]`; `cargo xtask bench` runs each workload in
 //! its own process and adds the peak memory that this binary prints last
@@ -9,13 +13,45 @@
 
 use std::{cell::OnceCell, path::PathBuf, time::Duration};
 
-use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::AutodiffBackend;
 use criterion::Criterion;
 use pml_benches::{PEAK_RSS_PREFIX, Task, WORKLOADS_ENV, default_workloads_path, load_workloads};
+use pml_core::backend::BackendKind;
 
-type B = Autodiff<NdArray>;
+/// jemalloc keeps freed pages for the next step's tensors; with glibc, every tensor larger than
+/// its mapping threshold is a fresh mapping whose pages fault in again at every step.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The backend when `PML_BACKEND` is unset: the first compiled in of ndarray, wgpu, cuda.
+const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
+    BackendKind::Ndarray
+} else if cfg!(feature = "wgpu") {
+    BackendKind::Wgpu
+} else {
+    BackendKind::Cuda
+};
 
 fn main() {
+    let backend = BackendKind::choose(None, DEFAULT_BACKEND).unwrap_or_else(|e| panic!("{e}"));
+    match backend {
+        #[cfg(feature = "ndarray")]
+        BackendKind::Ndarray => bench::<burn::backend::Autodiff<burn::backend::NdArray>>(),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => bench::<burn::backend::Autodiff<burn::backend::Wgpu>>(),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => bench::<burn::backend::Autodiff<burn::backend::Cuda>>(),
+        #[allow(unreachable_patterns)]
+        other => panic!(
+            "backend {other} is not compiled into this bench: rebuild it with \
+             `cargo bench -p pml-benches --features {other}`"
+        ),
+    }
+}
+
+/// Runs every workload on backend `B` and its default device.
+fn bench<B: AutodiffBackend>() {
     let path = std::env::var_os(WORKLOADS_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(default_workloads_path);

@@ -82,9 +82,10 @@ impl<B: Backend> MetricLoss<B> for HingePairLoss {
 /// miner, and compares retrieval on images 7000..9999 before and after.
 #[derive(Parser, Debug)]
 struct Args {
-    /// The backend (among those compiled in).
-    #[arg(long, value_enum, default_value = "ndarray")]
-    backend: BackendKind,
+    /// The backend: ndarray, wgpu or cuda, among those compiled in (cargo features of the same
+    /// names). Default: the one the PML_BACKEND environment variable names, else ndarray.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<BackendKind>,
     /// Training epochs.
     #[arg(long, default_value_t = 2)]
     epochs: usize,

@@ -24,9 +24,10 @@ use pml_train::trainers::{FitConfig, MetricLossOnly, default_accuracy_config, fi
 /// others (queries = reference).
 #[derive(Parser, Debug)]
 struct Args {
-    /// The backend (among those compiled in).
-    #[arg(long, value_enum, default_value = "ndarray")]
-    backend: BackendKind,
+    /// The backend: ndarray, wgpu or cuda, among those compiled in (cargo features of the same
+    /// names). Default: the one the PML_BACKEND environment variable names, else ndarray.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<BackendKind>,
     /// Training epochs.
     #[arg(long, default_value_t = 10)]
     epochs: usize,

@@ -26,9 +26,10 @@ use serde_json::json;
 /// 7000..9999 are the retrieval set (queries = reference).
 #[derive(Parser, Debug)]
 struct Args {
-    /// The backend (among those compiled in: features ndarray, wgpu, cuda).
-    #[arg(long, value_enum, default_value = "ndarray")]
-    backend: BackendKind,
+    /// The backend: ndarray, wgpu or cuda, among those compiled in (cargo features of the same
+    /// names). Default: the one the PML_BACKEND environment variable names, else ndarray.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<BackendKind>,
     /// Training epochs (passes of 7000 sampled images).
     #[arg(long, default_value_t = 5)]
     epochs: usize,

@@ -1,18 +1,19 @@
 //! Choosing the Burn backend at run time among those compiled in (features `ndarray`,
-//! `wgpu`, `cuda`).
+//! `wgpu`, `cuda`): the `--backend` flag, else the `PML_BACKEND` environment variable, else
+//! [`DEFAULT_BACKEND`].
 
 use burn::tensor::backend::AutodiffBackend;
+pub use pml_core::backend::{BACKEND_ENV, BackendKind};
 
-/// A backend the examples can run on.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// CPU, burn-ndarray with SIMD and threads (feature `ndarray`, the default).
-    Ndarray,
-    /// WGPU: Vulkan, Metal, DX12 (feature `wgpu`).
-    Wgpu,
-    /// CUDA (feature `cuda`).
-    Cuda,
-}
+/// The backend used when neither `--backend` nor `PML_BACKEND` names one: the first compiled in
+/// of ndarray, wgpu, cuda.
+pub const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
+    BackendKind::Ndarray
+} else if cfg!(feature = "wgpu") {
+    BackendKind::Wgpu
+} else {
+    BackendKind::Cuda
+};
 
 /// A job generic over the backend: what [`dispatch`] runs.
 pub trait Job {
@@ -23,11 +24,13 @@ pub trait Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
 }
 
-/// Runs `job` on the chosen backend.
+/// Runs `job` on the backend `flag` names, else the one `PML_BACKEND` names, else
+/// [`DEFAULT_BACKEND`].
 ///
 /// # Errors
-/// When the backend's feature was not compiled in.
-pub fn dispatch<J: Job>(kind: BackendKind, job: J) -> Result<J::Output, String> {
+/// When `PML_BACKEND` names no backend, or the chosen backend's feature was not compiled in.
+pub fn dispatch<J: Job>(flag: Option<BackendKind>, job: J) -> Result<J::Output, String> {
+    let kind = BackendKind::choose(flag, DEFAULT_BACKEND)?;
     match kind {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => {
@@ -43,8 +46,7 @@ pub fn dispatch<J: Job>(kind: BackendKind, job: J) -> Result<J::Output, String> 
         }
         #[allow(unreachable_patterns)]
         other => Err(format!(
-            "backend {other:?} is not compiled in: rebuild with `--features {}`",
-            format!("{other:?}").to_lowercase()
+            "backend {other} is not compiled in: rebuild with `--features {other}`"
         )),
     }
 }

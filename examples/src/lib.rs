@@ -6,6 +6,12 @@ pub mod backend;
 pub mod plot;
 pub mod report;
 
+/// jemalloc keeps freed pages for the next step's tensors; with glibc, every tensor larger than
+/// its mapping threshold is a fresh mapping whose pages fault in again at every step.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::tensor::{Tensor, backend::Backend};

@@ -10,6 +10,7 @@ use std::{
 
 use kdam::{Bar, BarExt};
 use pml_benches::{PEAK_RSS_PREFIX, WORKLOADS_ENV, Workload, load_workloads, workloads_json};
+use pml_core::backend::{BACKEND_ENV, BackendKind};
 use serde_json::{Value, json};
 
 /// What `cargo xtask bench` was asked to do.
@@ -22,6 +23,10 @@ pub struct BenchArgs {
     pub workloads: PathBuf,
     /// Only workloads whose id (`kind/Name_n<n>_d<d>`) contains this text (case-insensitive).
     pub filter: Option<String>,
+    /// The backend the bench binary runs on (and the pml-benches feature it is built with).
+    pub backend: BackendKind,
+    /// A prebuilt bench binary to run instead of building one.
+    pub exe: Option<PathBuf>,
 }
 
 /// One side's measurement of a workload: the median step time and the peak memory, or why it
@@ -80,17 +85,31 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     if selected.is_empty() {
         return Err(format!("no workload id contains `{filter}`"));
     }
-    let exe = build_bench_binary()?;
-    let dir = exe
-        .ancestors()
-        .nth(3)
-        .ok_or("unexpected bench binary path")?
-        .join("pml-bench");
+    let (exe, dir) = match &args.exe {
+        Some(exe) => {
+            if !exe.is_file() {
+                return Err(format!("--exe {}: no such file", exe.display()));
+            }
+            (exe.clone(), std::env::temp_dir().join("pml-bench"))
+        }
+        None => {
+            let exe = build_bench_binary(args.backend)?;
+            let dir = exe
+                .ancestors()
+                .nth(3)
+                .ok_or("unexpected bench binary path")?
+                .join("pml-bench");
+            (exe, dir)
+        }
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let file = dir.join("workloads.json");
     std::fs::write(&file, workloads_json(&selected).to_string())
         .map_err(|e| format!("{}: {e}", file.display()))?;
 
+    // One criterion folder per backend, so that its "change since last run" compares like
+    // with like.
+    let criterion_home = dir.join("criterion").join(args.backend.name());
     let steps = selected.len() * if args.vs_pml.is_some() { 2 } else { 1 };
     let mut bar = Bar::builder()
         .desc("bench")
@@ -101,7 +120,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     for w in selected {
         bar.set_description(format!("pml-rs {}", w.id));
         let _ = bar.refresh();
-        let ours = run_workload(&exe, &file, &dir.join("criterion"), &w);
+        let ours = run_workload(&exe, args.backend, &file, &criterion_home, &w);
         let _ = bar.update(1);
         rows.push(Row {
             workload: w,
@@ -114,18 +133,27 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     }
     let _ = bar.clear();
     eprintln!();
+    println!("pml-rs on the {} backend", args.backend);
     print!("{}", render(&rows, args.vs_pml.is_some()));
     if let Some(path) = &args.json {
-        let all: Vec<Value> = rows.iter().map(Row::to_json).collect();
+        let all: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut o = r.to_json();
+                o["backend"] = json!(args.backend.name());
+                o
+            })
+            .collect();
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
 
-/// Builds the criterion bench in the `bench` profile and returns the path of its binary.
-fn build_bench_binary() -> Result<PathBuf, String> {
-    eprintln!("building the benches (release) ...");
+/// Builds the criterion bench in the `bench` profile with `backend`'s feature and returns the
+/// path of its binary.
+fn build_bench_binary(backend: BackendKind) -> Result<PathBuf, String> {
+    eprintln!("building the benches (release, feature {backend}) ...");
     let out = Command::new(env!("CARGO"))
         .args([
             "bench",
@@ -133,6 +161,8 @@ fn build_bench_binary() -> Result<PathBuf, String> {
             "pml-benches",
             "--bench",
             "workloads",
+            "--features",
+            backend.name(),
             "--no-run",
             "--message-format=json-render-diagnostics",
         ])
@@ -150,11 +180,18 @@ fn build_bench_binary() -> Result<PathBuf, String> {
         .ok_or_else(|| "cargo did not report the bench binary".into())
 }
 
-/// Runs one workload in its own process: criterion's median (from its `estimates.json`) and the
-/// process's peak memory (which the bench binary prints last).
-fn run_workload(exe: &Path, workloads: &Path, criterion_home: &Path, w: &Workload) -> Measure {
+/// Runs one workload in its own process on `backend`: criterion's median (from its
+/// `estimates.json`) and the process's peak memory (which the bench binary prints last).
+fn run_workload(
+    exe: &Path,
+    backend: BackendKind,
+    workloads: &Path,
+    criterion_home: &Path,
+    w: &Workload,
+) -> Measure {
     let out = Command::new(exe)
         .args(["--bench", "--exact", &w.id])
+        .env(BACKEND_ENV, backend.name())
         .env(WORKLOADS_ENV, workloads)
         .env("CRITERION_HOME", criterion_home)
         .stdin(Stdio::null())

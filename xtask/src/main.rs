@@ -1,18 +1,26 @@
 //! Developer tasks of pml-rs: `cargo xtask parity`, `cargo xtask bench`, `cargo xtask validate`.
 //!
-//! `parity` runs the PML golden cases on a backend compiled into this binary (features
-//! `ndarray` (default), `wgpu`, `cuda`) and prints `FAIL <id>: <reason>` per failing case and,
-//! last, `N passed, M failed`. `bench` runs the criterion benches of `benches/` once per
-//! workload (see [`bench`]), optionally side by side with PML.
+//! `parity` runs the PML golden cases on one backend and prints `FAIL <id>: <reason>` per failing
+//! case and, last, `N passed, M failed`. `bench` runs the criterion benches of `benches/` once per
+//! workload (see [`bench`]), optionally side by side with PML. `reliability` runs the bad-input
+//! matrix (crate `pml-reliability`, on ndarray) and prints `N inputs tried, M undefined`.
+//!
+//! The backend is `--backend` (`ndarray`, `wgpu`, `cuda`), else the one the `PML_BACKEND`
+//! environment variable names, else ndarray. This binary compiles the backends of its features
+//! (`ndarray` by default); asked for a backend it lacks, `parity` rebuilds and reruns xtask with
+//! that feature added (`cargo run -p xtask --features wgpu -- ...`), so that
+//! `cargo xtask parity --backend wgpu` works as written.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 mod bench;
+mod reliability;
+use pml_core::backend::BackendKind;
 use pml_testing::{Report, load_cases, run_cases};
 
 #[derive(Parser)]
@@ -32,9 +40,10 @@ enum Task {
         /// Only cases whose id contains this text.
         #[arg(long)]
         filter: Option<String>,
-        /// Backend to run on (must be compiled in: `--features wgpu` / `--features cuda`).
-        #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
-        backend: BackendKind,
+        /// Backend to run on: ndarray, wgpu or cuda, compiled into this binary by the xtask
+        /// feature of the same name. Default: the one PML_BACKEND names, else ndarray.
+        #[arg(long, value_name = "NAME")]
+        backend: Option<BackendKind>,
         /// Exit with failure also when cases need PML classes not implemented yet.
         #[arg(long)]
         strict: bool,
@@ -53,17 +62,34 @@ enum Task {
         /// Only workloads whose id (`kind/Name_n<n>_d<d>`) contains this text.
         #[arg(long, value_name = "S")]
         filter: Option<String>,
+        /// Backend to time: ndarray, wgpu or cuda (the bench binary is built with the
+        /// pml-benches feature of that name). Default: the one PML_BACKEND names, else ndarray.
+        #[arg(long, value_name = "NAME")]
+        backend: Option<BackendKind>,
+        /// Run this prebuilt bench binary (`cargo bench -p pml-benches --bench workloads
+        /// --no-run`, built with the backend's feature) instead of building one.
+        #[arg(long, value_name = "FILE")]
+        exe: Option<PathBuf>,
     },
     /// Run fmt --check, clippy -D warnings, doc tests and the test suite.
     Validate,
+    /// Run the bad-input matrix and print `N inputs tried, M undefined` (fails when M > 0).
+    Reliability {
+        /// Print every row's outcome, not only the undefined ones.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum BackendKind {
-    Ndarray,
-    Wgpu,
-    Cuda,
-}
+/// The backend when neither `--backend` nor `PML_BACKEND` names one: the first compiled in of
+/// ndarray, wgpu, cuda.
+const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
+    BackendKind::Ndarray
+} else if cfg!(feature = "wgpu") {
+    BackendKind::Wgpu
+} else {
+    BackendKind::Cuda
+};
 
 fn run_parity(cases: &Path, filter: Option<&str>, backend: BackendKind) -> Result<Report, String> {
     let cases = load_cases(cases).map_err(|e| e.to_string())?;
@@ -84,7 +110,10 @@ fn run_parity(cases: &Path, filter: Option<&str>, backend: BackendKind) -> Resul
             Ok(run_cases::<B>(&cases, filter, &Default::default()))
         }
         #[allow(unreachable_patterns)]
-        _ => Err("this backend is not compiled in: rebuild xtask with `--features wgpu` or `--features cuda`".into()),
+        other => Err(format!(
+            "backend {other} is not compiled into this xtask: rebuild it with `--features {other}` \
+             (cargo run -p xtask --features {other} -- parity --backend {other})"
+        )),
     }
 }
 
@@ -111,6 +140,37 @@ fn validate() -> bool {
     })
 }
 
+/// Whether this binary was built with `kind`'s feature.
+fn compiled_in(kind: BackendKind) -> bool {
+    match kind {
+        BackendKind::Ndarray => cfg!(feature = "ndarray"),
+        BackendKind::Wgpu => cfg!(feature = "wgpu"),
+        BackendKind::Cuda => cfg!(feature = "cuda"),
+    }
+}
+
+/// Set in the environment of an xtask that another one started with more features, so that a
+/// build that still lacks the backend fails instead of starting itself again.
+const REEXEC_ENV: &str = "PML_XTASK_REEXEC";
+
+/// Runs this xtask's command line again through `cargo run -p xtask --features <kind>` (the
+/// same target folder, so the build is reused) and returns its exit status.
+fn rerun_with_feature(kind: BackendKind) -> ExitCode {
+    eprintln!("xtask: the {kind} backend is not compiled in; running it with `--features {kind}`");
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "-p", "xtask", "--features", kind.name(), "--"])
+        .args(std::env::args_os().skip(1))
+        .env(REEXEC_ENV, "1")
+        .status();
+    match status {
+        Ok(s) => ExitCode::from(s.code().map_or(1, |c| u8::try_from(c).unwrap_or(1))),
+        Err(e) => {
+            eprintln!("error: running cargo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Parity {
@@ -118,34 +178,53 @@ fn main() -> ExitCode {
             filter,
             backend,
             strict,
-        } => match run_parity(&cases, filter.as_deref(), backend) {
-            Ok(report) => {
-                print!("{}", report.render());
-                let ok = report.failed.is_empty() && (!strict || report.not_implemented.is_empty());
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
+        } => {
+            let backend = match BackendKind::choose(backend, DEFAULT_BACKEND) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if !compiled_in(backend) && std::env::var_os(REEXEC_ENV).is_none() {
+                return rerun_with_feature(backend);
+            }
+            match run_parity(&cases, filter.as_deref(), backend) {
+                Ok(report) => {
+                    print!("{}", report.render());
+                    let ok =
+                        report.failed.is_empty() && (!strict || report.not_implemented.is_empty());
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
                 }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Task::Bench {
             vs_pml,
             json,
             workloads,
             filter,
+            backend,
+            exe,
         } => {
-            let args = bench::BenchArgs {
-                vs_pml,
-                json,
-                workloads,
-                filter,
-            };
-            match bench::bench(&args) {
+            let run = BackendKind::choose(backend, DEFAULT_BACKEND).and_then(|backend| {
+                bench::bench(&bench::BenchArgs {
+                    vs_pml,
+                    json,
+                    workloads,
+                    filter,
+                    backend,
+                    exe,
+                })
+            });
+            match run {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -153,6 +232,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Task::Reliability { verbose } => reliability::reliability(verbose),
         Task::Validate => {
             if validate() {
                 ExitCode::SUCCESS

@@ -151,6 +151,9 @@ impl Spec {
 macro_rules! spec_enum {
     ($enum:ident { $($variant:ident($config:ty) = $name:literal => $default:expr $(; requires [$($req:literal),*])?),+ $(,)? }) => {
         impl $enum {
+            /// PML's class names of every variant, in declaration order.
+            pub const PML_NAMES: &'static [&'static str] = &[$($name),+];
+
             /// PML's class name of the configured item.
             pub fn pml_name(&self) -> &'static str {
                 match self {

@@ -123,8 +123,8 @@ impl<B: Backend> LossInput<B> {
         (labels, ref_labels)
     }
 
-    /// Checks the shapes: labels as long as the batch, reference labels as long as the
-    /// reference, reference width equal to the batch's.
+    /// Checks the shapes: a batch and a reference of at least one row, labels as long as the
+    /// batch, reference labels as long as the reference, reference width equal to the batch's.
     ///
     /// # Panics
     /// With a message naming the argument and the shapes, as Burn's tensor ops do.
@@ -137,6 +137,14 @@ impl<B: Backend> LossInput<B> {
     /// Like [`validate`](Self::validate), as a `Result`.
     pub fn check_shapes(&self) -> Result<(), PmlError> {
         let [n, d] = self.embeddings.dims();
+        if n == 0 {
+            return Err(PmlError::invalid_input(
+                "embeddings",
+                format!(
+                    "an empty batch (embeddings shape [0, {d}]): a loss needs at least one row"
+                ),
+            ));
+        }
         if let Some(labels) = &self.labels
             && labels.dims()[0] != n
         {
@@ -150,6 +158,12 @@ impl<B: Backend> LossInput<B> {
         }
         if let Some(r) = &self.reference {
             let [m, rd] = r.embeddings.dims();
+            if m == 0 {
+                return Err(PmlError::invalid_input(
+                    "ref_emb",
+                    format!("an empty reference set (ref_emb shape [0, {rd}])"),
+                ));
+            }
             if rd != d {
                 return Err(PmlError::invalid_input(
                     "ref_emb",

@@ -19,6 +19,11 @@ pub fn pairwise_equal<B: Backend>(
     ref_labels: &Tensor<B, 1, Int>,
 ) -> Tensor<B, 2, Bool> {
     let (n, m) = (labels.dims()[0], ref_labels.dims()[0]);
+    if n == 0 || m == 0 {
+        // Burn cannot expand to a zero-size dimension: an empty batch or reference has no
+        // pairs.
+        return Tensor::<B, 2, Int>::zeros([n, m], &labels.device()).bool();
+    }
     let a = labels.clone().reshape([n, 1]).expand([n, m]);
     let b = ref_labels.clone().reshape([1, m]).expand([n, m]);
     a.equal(b)

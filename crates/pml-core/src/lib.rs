@@ -13,8 +13,11 @@
 //! * [`labels`]: label utilities with PML's semantics (match/diff masks, all pairs, all triplets,
 //!   `convert_to_pairs`, `convert_to_triplets`).
 //! * [`PmlError`]: errors for everything that depends on data or user configuration.
+//! * [`backend`]: names of the backends the workspace's programs run on and the `PML_BACKEND`
+//!   override (no backend is compiled here).
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod config;
 mod error;
 mod indices;

@@ -2,6 +2,21 @@
 
 use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 
+/// `a · b` for `a: [m, k]`, `b: [k, n]`, also when a dimension is zero (an empty batch, an
+/// empty reference, zero-width embeddings), where burn-ndarray 0.21's matmul divides by zero:
+/// the product is then the `[m, n]` zero matrix (empty when `m` or `n` is zero).
+///
+/// # Panics
+/// If the inner dimensions differ, as `Tensor::matmul`.
+pub fn matmul<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 2> {
+    let ([m, k], [kb, n]) = (a.dims(), b.dims());
+    if m == 0 || k == 0 || n == 0 {
+        assert_eq!(k, kb, "matmul: a is [{m}, {k}] but b is [{kb}, {n}]");
+        return Tensor::zeros([m, n], (&a.device(), a.dtype()));
+    }
+    a.matmul(b)
+}
+
 /// Softplus `log(1 + exp(x))`, computed as `max(x, 0) + log1p(exp(-|x|))` so that it neither
 /// overflows for large `x` nor loses precision for very negative `x`.
 pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {

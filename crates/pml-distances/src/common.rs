@@ -79,7 +79,8 @@ pub(crate) fn squared_euclidean<B: Backend>(
     let is_self = b.is_none();
     let b = b.unwrap_or_else(|| a.clone());
     let b_sq = b.clone().powi_scalar(2).sum_dim(1).transpose();
-    let d2 = (a.matmul(b.transpose()).mul_scalar(-2.0) + a_sq + b_sq).clamp_min(0.0);
+    let d2 =
+        (pml_core::math::matmul(a, b.transpose()).mul_scalar(-2.0) + a_sq + b_sq).clamp_min(0.0);
     if is_self {
         let n = d2.dims()[0];
         let device = d2.device();
@@ -87,4 +88,15 @@ pub(crate) fn squared_euclidean<B: Backend>(
     } else {
         d2
     }
+}
+
+/// The `[n, m]` matrix of an empty query or reference (`n = 0` or `m = 0`), or `None`: Burn's
+/// ops on zero-size tensors are not all defined, so the distances return it before computing.
+pub(crate) fn empty_matrix<B: Backend>(
+    query: &Tensor<B, 2>,
+    reference: Option<&Tensor<B, 2>>,
+) -> Option<Tensor<B, 2>> {
+    let n = query.dims()[0];
+    let m = reference.map_or(n, |r| r.dims()[0]);
+    (n == 0 || m == 0).then(|| Tensor::zeros([n, m], (&query.device(), query.dtype())))
 }

@@ -4,7 +4,7 @@ use burn::{
 };
 use pml_core::Distance;
 
-use crate::common::{BaseOptions, check_widths};
+use crate::common::{BaseOptions, check_widths, empty_matrix};
 
 /// Configuration of [`DotProductSimilarity`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -56,13 +56,16 @@ impl DotProductSimilarity {
 impl<B: Backend> Distance<B> for DotProductSimilarity {
     fn forward(&self, query: Tensor<B, 2>, reference: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
         check_widths("DotProductSimilarity", &query, reference.as_ref());
+        if let Some(empty) = empty_matrix(&query, reference.as_ref()) {
+            return empty;
+        }
         let o = &self.options;
         let q = o.maybe_normalize(query);
         let r = match reference {
             Some(r) => o.maybe_normalize(r),
             None => q.clone(),
         };
-        o.apply_power(q.matmul(r.transpose()))
+        o.apply_power(pml_core::math::matmul(q, r.transpose()))
     }
 
     fn is_inverted(&self) -> bool {

@@ -4,7 +4,7 @@ use burn::{
 };
 use pml_core::{Distance, math::safe_root};
 
-use crate::common::{BaseOptions, check_widths, diagonal, squared_euclidean};
+use crate::common::{BaseOptions, check_widths, diagonal, empty_matrix, squared_euclidean};
 
 /// Configuration of [`LpDistance`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -55,6 +55,10 @@ impl LpDistance {
     fn general_p<B: Backend>(&self, q: Tensor<B, 2>, r: Tensor<B, 2>) -> Tensor<B, 2> {
         let p = self.options.p;
         let ([n, d], m) = (q.dims(), r.dims()[0]);
+        if n == 0 || m == 0 || d == 0 {
+            // No pairs, or zero-width rows (all at distance 0): nothing for the blocks to do.
+            return Tensor::zeros([n, m], (&q.device(), q.dtype()));
+        }
         let rows = (BLOCK_ELEMENTS / (m * d).max(1)).clamp(1, n.max(1));
         let blocks: Vec<Tensor<B, 2>> = (0..n)
             .step_by(rows)
@@ -82,6 +86,9 @@ impl LpDistance {
 impl<B: Backend> Distance<B> for LpDistance {
     fn forward(&self, query: Tensor<B, 2>, reference: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
         check_widths("LpDistance", &query, reference.as_ref());
+        if let Some(empty) = empty_matrix(&query, reference.as_ref()) {
+            return empty;
+        }
         let o = &self.options;
         let q = o.maybe_normalize(query);
         let r = reference.map(|r| o.maybe_normalize(r));

@@ -4,7 +4,7 @@ use burn::{
 };
 use pml_core::Distance;
 
-use crate::common::{BaseOptions, check_widths, squared_euclidean};
+use crate::common::{BaseOptions, check_widths, empty_matrix, squared_euclidean};
 
 /// Configuration of [`SNRDistance`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -49,6 +49,15 @@ pub struct SNRDistance {
 impl<B: Backend> Distance<B> for SNRDistance {
     fn forward(&self, query: Tensor<B, 2>, reference: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
         check_widths("SNRDistance", &query, reference.as_ref());
+        if let Some(empty) = empty_matrix(&query, reference.as_ref()) {
+            return empty;
+        }
+        let [n, d] = query.dims();
+        if d == 0 {
+            // PML's variance ratio over zero columns is 0 / 0.
+            let m = reference.as_ref().map_or(n, |r| r.dims()[0]);
+            return Tensor::full([n, m], f64::NAN, (&query.device(), query.dtype()));
+        }
         let o = &self.options;
         let center = |x: Tensor<B, 2>| {
             let x = o.maybe_normalize(x);
@@ -57,7 +66,9 @@ impl<B: Backend> Distance<B> for SNRDistance {
         let q = center(query);
         let q_sq = q.clone().powi_scalar(2).sum_dim(1);
         let noise = squared_euclidean(q, reference.map(center));
-        o.apply_power(noise / q_sq)
+        // A constant query row has no variance: PML divides by zero (NaN); here the ratio is
+        // the noise over the smallest positive f32, so its loss and gradient stay finite.
+        o.apply_power(noise / q_sq.clamp_min(f32::MIN_POSITIVE))
     }
 
     fn is_inverted(&self) -> bool {

@@ -131,6 +131,8 @@ impl TripletHinge {
             .zeros_like()
             .mask_fill(pos_valid.equal_elem(0.0), -far);
         let block = (BLOCK_ENTRIES / (p * m)).clamp(1, n);
+        // Without `smooth`, a lower bound of zero keeps exactly the active triplets.
+        let hinge_non_zero = |low: Option<f64>| !self.smooth && low == Some(0.0);
         let (mut gp_rows, mut gn_rows) = (Vec::new(), Vec::new());
         // With `swap`, negatives measured from the positive land on row `p` of `Gn`.
         let mut gn_swapped = self.swap.then(|| dc.zeros_like());
@@ -162,20 +164,25 @@ impl TripletHinge {
             let (loss, w) = if self.smooth {
                 (softplus(v.clone()), logistic(v))
             } else {
-                let inactive = v.clone().lower_equal_elem(0.0);
+                let active = v.clone().greater_elem(0.0);
                 let loss = relu(v);
-                let slope = loss.ones_like().mask_fill(inactive, 0.0);
+                let slope = mask_to_float(active, &loss);
                 (loss, slope)
             };
-            let (loss, w) = match rule.kept(&loss) {
-                Some(kept) => {
-                    let dropped = kept.bool_not();
-                    let loss = loss.mask_fill(dropped.clone(), 0.0);
-                    kept_count =
-                        kept_count + mask_to_float(dropped.clone().bool_not(), &loss).sum();
-                    (loss, w.mask_fill(dropped, 0.0))
+            let (loss, w) = match rule {
+                // Average of non-zero losses: the hinge's kept losses are its active ones.
+                TotalsReduction::Threshold { low, high: None } if hinge_non_zero(low) => {
+                    kept_count = kept_count + w.clone().sum();
+                    (loss, w)
                 }
-                None => (loss, w),
+                _ => match rule.kept(&loss) {
+                    Some(kept) => {
+                        let kept = mask_to_float(kept, &loss);
+                        kept_count = kept_count + kept.clone().sum();
+                        (loss * kept.clone(), w * kept)
+                    }
+                    None => (loss, w),
+                },
             };
             value = value + loss.sum();
             let w_an = match (from_pn, gn_swapped.as_mut()) {

@@ -116,23 +116,44 @@ impl LossSlots {
     }
 }
 
-/// The reduction of the losses at the true entries of `mask` by `rule`, without listing them:
-/// what the reducer would return for the term holding exactly those losses (zero when there
-/// are none, or none is kept), shape `[1]`.
-pub(crate) fn reduce_masked<B: Backend, const D: usize>(
-    losses: Tensor<B, D>,
-    mask: Tensor<B, D, Bool>,
+/// The running total and count of the losses at the true entries of masks that a
+/// [`TotalsReduction`] keeps, added block by block: what the reducer needs of the term holding
+/// exactly those losses, without listing them.
+pub(crate) struct MaskedTotals<B: Backend> {
     rule: TotalsReduction,
-) -> Tensor<B, 1> {
-    let kept = match rule.kept(&losses) {
-        Some(inside) => mask.bool_and(inside),
-        None => mask,
-    };
-    let count = mask_to_float(kept.clone(), &losses).sum();
-    let total = losses.mask_fill(kept.bool_not(), 0.0).sum();
-    match rule {
-        TotalsReduction::Sum => total,
-        TotalsReduction::Mean | TotalsReduction::Threshold { .. } => total / count.clamp_min(1.0),
+    /// `[1]` sum and count so far; `None` before the first block.
+    sums: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+}
+
+impl<B: Backend> MaskedTotals<B> {
+    pub fn new(rule: TotalsReduction) -> Self {
+        Self { rule, sums: None }
+    }
+
+    /// Adds the losses at the true entries of `mask` (same shape) that the rule keeps.
+    pub fn add<const D: usize>(&mut self, losses: Tensor<B, D>, mask: Tensor<B, D, Bool>) {
+        let kept = match self.rule.kept(&losses) {
+            Some(inside) => mask.bool_and(inside),
+            None => mask,
+        };
+        let count = mask_to_float(kept.clone(), &losses).sum();
+        let total = losses.mask_fill(kept.bool_not(), 0.0).sum();
+        self.sums = Some(match self.sums.take() {
+            None => (total, count),
+            Some((t, c)) => (t + total, c + count),
+        });
+    }
+
+    /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`; `None`
+    /// when no block was added.
+    pub fn reduce(self) -> Option<Tensor<B, 1>> {
+        let (total, count) = self.sums?;
+        Some(match self.rule {
+            TotalsReduction::Sum => total,
+            TotalsReduction::Mean | TotalsReduction::Threshold { .. } => {
+                total / count.clamp_min(1.0)
+            }
+        })
     }
 }
 

@@ -11,7 +11,9 @@ use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
 use crate::{
-    base::LossSlots, common::require_cosine, generic_pair::pair_masks,
+    base::LossSlots,
+    common::require_cosine,
+    generic_pair::{PairMasks, anchor_losses},
     regularizers::RegularizerConfig,
 };
 
@@ -97,26 +99,29 @@ pub struct CircleLoss {
 impl<B: Backend> MetricLoss<B> for CircleLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
-        let terms = match pair_masks(&self.slots, input) {
+        let row_losses = |masks: PairMasks<B>| {
+            let s = masks.mat;
+            let rows = s.dims()[0];
+            let alpha_p = relu(s.clone().detach().neg().add_scalar(1.0 + self.m));
+            let alpha_n = relu(s.clone().detach().add_scalar(self.m));
+            let logit_p = alpha_p * s.clone().sub_scalar(1.0 - self.m) * (-self.gamma);
+            let logit_n = alpha_n * s.sub_scalar(self.m) * self.gamma;
+            let has_both = masks
+                .pos
+                .clone()
+                .any_dim(1)
+                .bool_and(masks.neg.clone().any_dim(1));
+            let lse_p = masked_logsumexp(logit_p, Some(masks.pos), false);
+            let lse_n = masked_logsumexp(logit_n, Some(masks.neg), false);
+            softplus(lse_p + lse_n)
+                .mask_fill(has_both.bool_not(), 0.0)
+                .reshape([rows])
+        };
+        let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),
-            Some(masks) => {
-                let s = masks.mat.clone();
-                let n = s.dims()[0];
-                let alpha_p = relu(s.clone().detach().neg().add_scalar(1.0 + self.m));
-                let alpha_n = relu(s.clone().detach().add_scalar(self.m));
-                let logit_p = alpha_p * s.clone().sub_scalar(1.0 - self.m) * (-self.gamma);
-                let logit_n = alpha_n * s.sub_scalar(self.m) * self.gamma;
-                let lse_p = masked_logsumexp(logit_p, Some(masks.pos.clone()), false);
-                let lse_n = masked_logsumexp(logit_n, Some(masks.neg.clone()), false);
-                let has_both = masks
-                    .pos
-                    .clone()
-                    .any_dim(1)
-                    .bool_and(masks.neg.clone().any_dim(1));
-                let losses = softplus(lse_p + lse_n)
-                    .mask_fill(has_both.bool_not(), 0.0)
-                    .reshape([n]);
-                let losses = masks.gated(losses);
+            Some((losses, counts)) => {
+                let losses = counts.gated(losses);
+                let n = losses.dims()[0];
                 let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &losses.device());
                 LossTerms::new().with(LossTerm::element("loss", losses, idx))
             }

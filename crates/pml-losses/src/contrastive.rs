@@ -8,8 +8,8 @@ use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
 use crate::{
-    base::{LossSlots, reduce_masked},
-    generic_pair::{pair_distances, pair_masks},
+    base::{LossSlots, MaskedTotals},
+    generic_pair::{pair_distances, pair_mask_blocks},
     regularizers::RegularizerConfig,
 };
 
@@ -135,7 +135,8 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
 
     /// Without an indices tuple (all pairs) and with reducers that need only totals (mean,
     /// sum, average of non-zero, threshold), the pairs are never listed: both terms are reduced
-    /// over the masked `[n, m]` distance matrix. Otherwise `reduce(forward_terms(input))`.
+    /// over the masked distance matrix, block by block of anchors. Otherwise
+    /// `reduce(forward_terms(input))`.
     fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
         let rules = (
             self.slots.totals_reduction("pos_loss"),
@@ -147,17 +148,22 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
             return self.reduce(terms, &input);
         };
         input.validate();
-        let masks = pair_masks(&self.slots, &input).expect("labels without indices tuple");
         let d = &self.slots.distance;
-        let pos = relu(d.margin_to(masks.mat.clone(), self.pos_margin));
-        let neg = relu(Distance::<B>::margin_from(
-            d,
-            self.neg_margin,
-            masks.mat.clone(),
-        ));
-        let loss = reduce_masked(pos, masks.pos.clone(), pos_rule)
-            + reduce_masked(neg, masks.neg.clone(), neg_rule);
-        self.slots.plus_regularization(masks.gated(loss), &input)
+        let (mut pos_totals, mut neg_totals) =
+            (MaskedTotals::new(pos_rule), MaskedTotals::new(neg_rule));
+        let (_, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
+            let pos = relu(d.margin_to(masks.mat.clone(), self.pos_margin));
+            let neg = relu(Distance::<B>::margin_from(d, self.neg_margin, masks.mat));
+            pos_totals.add(pos, masks.pos);
+            neg_totals.add(neg, masks.neg);
+        })
+        .expect("labels without indices tuple");
+        let loss = pos_totals
+            .reduce()
+            .zip(neg_totals.reduce())
+            .map(|(p, n)| p + n);
+        let loss = loss.expect("at least one block of anchors");
+        self.slots.plus_regularization(counts.gated(loss), &input)
     }
 }
 
@@ -257,6 +263,18 @@ mod tests {
         let exact = raw().with_pos_margin(1.0).with_neg_margin(2.0).init();
         check_fast_path(&exact, &line, &[0, 0, 1, 1, 0], None);
         check_fast_path(&exact, &line[..2], &[0, 1], None);
+    }
+
+    #[test]
+    fn dense_reduction_in_several_blocks_equals_the_listed_pairs() {
+        use crate::gradcheck::{check_fast_path, uniform};
+        // 1030² entries are more than one block of anchors (2^20 entries).
+        let labels: Vec<i64> = (0..1030).map(|i| (i * 7 % 60) as i64).collect();
+        let x = uniform(labels.len() * 2, 8);
+        let config = ContrastiveLossConfig::new()
+            .with_pos_margin(0.1)
+            .with_neg_margin(0.8);
+        check_fast_path(&config.init(), &x, &labels, None);
     }
 
     #[test]

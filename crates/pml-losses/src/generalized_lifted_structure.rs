@@ -10,7 +10,11 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_masks, regularizers::RegularizerConfig};
+use crate::{
+    base::LossSlots,
+    generic_pair::{PairMasks, anchor_losses},
+    regularizers::RegularizerConfig,
+};
 
 /// Configuration of [`GeneralizedLiftedStructureLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -96,22 +100,26 @@ pub struct GeneralizedLiftedStructureLoss {
 impl<B: Backend> MetricLoss<B> for GeneralizedLiftedStructureLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
-        let terms = match pair_masks(&self.slots, input) {
+        let d = &self.slots.distance;
+        let row_losses = |masks: PairMasks<B>| {
+            let rows = masks.mat.dims()[0];
+            let pos = masked_logsumexp(
+                d.margin_to(masks.mat.clone(), self.pos_margin),
+                Some(masks.pos),
+                false,
+            );
+            let neg = masked_logsumexp(
+                Distance::<B>::margin_from(d, self.neg_margin, masks.mat),
+                Some(masks.neg),
+                false,
+            );
+            relu(pos + neg).reshape([rows])
+        };
+        let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),
-            Some(masks) => {
-                let d = &self.slots.distance;
-                let n = masks.mat.dims()[0];
-                let pos = masked_logsumexp(
-                    d.margin_to(masks.mat.clone(), self.pos_margin),
-                    Some(masks.pos.clone()),
-                    false,
-                );
-                let neg = masked_logsumexp(
-                    Distance::<B>::margin_from(d, self.neg_margin, masks.mat.clone()),
-                    Some(masks.neg.clone()),
-                    false,
-                );
-                let losses = masks.gated(relu(pos + neg).reshape([n]));
+            Some((losses, counts)) => {
+                let losses = counts.gated(losses);
+                let n = losses.dims()[0];
                 let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &losses.device());
                 LossTerms::new().with(LossTerm::element("loss", losses, idx))
             }

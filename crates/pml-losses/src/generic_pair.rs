@@ -5,8 +5,8 @@
 
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
-    IndicesTuple, LossInput,
-    labels::{convert_to_pairs, matches_and_diffs},
+    Distance, IndicesTuple, LossInput,
+    labels::{convert_to_pairs, pairwise_equal},
     math::masked_logsumexp,
     tensor::gather_pairs,
 };
@@ -86,36 +86,96 @@ fn pair_counts<B: Backend>(
         .reshape([n, m])
 }
 
-/// The distance matrix with positive and negative masks (PML's `mat_based_loss`).
+/// Anchor rows per block of [`pair_mask_blocks`]: about `2^20` entries of the `[rows, m]`
+/// matrices (4 MB in `f32`). Each temporary of a block is then a small allocation that the
+/// allocator recycles (and that stays in cache), where a whole `[n, m]` temporary at
+/// `n = m = 4096` is a fresh 64 MB mapping paged in at every step.
+const BLOCK_ENTRIES: usize = 1 << 20;
+
+/// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
+/// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
 pub(crate) struct PairMasks<B: Backend> {
-    /// The `[n, m]` distance matrix.
+    /// The `[b, m]` distance matrix.
     pub mat: Tensor<B, 2>,
-    /// `[n, m]`: `(i, j)` is a positive pair.
+    /// `[b, m]`: `(i, j)` is a positive pair.
     pub pos: Tensor<B, 2, Bool>,
-    /// `[n, m]`: `(i, j)` is a negative pair.
+    /// `[b, m]`: `(i, j)` is a negative pair.
     pub neg: Tensor<B, 2, Bool>,
-    /// `[1]`, false where PML returns its zero loss (at most one positive and one negative
-    /// pair); `None` when that is already known to be false on the host.
-    gate: Option<Tensor<B, 1, Bool>>,
 }
 
-/// The masks of `input`: from the labels (no index lists are built), or from the indices
-/// tuple. `None` when PML returns its zero loss and that is known without reading the device.
-pub(crate) fn pair_masks<B: Backend>(
+/// How many positive and negative pairs the masks of all blocks held, and whether PML's
+/// zero-loss rule (at most one positive and one negative pair) must still be checked on them.
+pub(crate) struct PairCounts<B: Backend> {
+    pos: Tensor<B, 1, Int>,
+    neg: Tensor<B, 1, Int>,
+    /// False when the indices tuple already passed that rule on the host.
+    gate: bool,
+}
+
+impl<B: Backend> PairCounts<B> {
+    /// Zeroes `losses` (any length) where PML would have returned its zero loss.
+    pub fn gated(&self, losses: Tensor<B, 1>) -> Tensor<B, 1> {
+        if !self.gate {
+            return losses;
+        }
+        let n = losses.dims()[0];
+        let open = self
+            .pos
+            .clone()
+            .greater_elem(1)
+            .bool_or(self.neg.clone().greater_elem(1));
+        losses.mask_fill(open.bool_not().expand([n]), 0.0)
+    }
+
+    /// `[1]`: the masks hold at least one positive and one negative pair.
+    pub fn any_both(&self) -> Tensor<B, 1, Bool> {
+        self.pos
+            .clone()
+            .greater_elem(0)
+            .bool_and(self.neg.clone().greater_elem(0))
+    }
+}
+
+/// Where the masks of [`pair_mask_blocks`] come from.
+enum MaskSource<B: Backend> {
+    /// The `[n, m]` masks of an indices tuple's pairs.
+    Tuple {
+        pos: Tensor<B, 2, Bool>,
+        neg: Tensor<B, 2, Bool>,
+    },
+    /// The labels, and the reference set's labels if it is not the batch itself.
+    Labels {
+        labels: Tensor<B, 1, Int>,
+        refs: Option<Tensor<B, 1, Int>>,
+    },
+}
+
+/// Calls `f` on the [`PairMasks`] of each block of anchor rows, in order (at least one block),
+/// and returns its results with the pair counts; `None` when PML returns its zero loss and that is known without
+/// reading the device. The masks come from the labels (no index lists are built) or from the
+/// indices tuple. A batch whose `[n, m]` matrix fits [`BLOCK_ENTRIES`] is one block, measured
+/// exactly as PML measures it; larger ones measure each block against the whole reference set.
+pub(crate) fn pair_mask_blocks<B: Backend, T>(
     slots: &LossSlots,
     input: &LossInput<B>,
-) -> Option<PairMasks<B>> {
+    f: impl FnMut(PairMasks<B>) -> T,
+) -> Option<(Vec<T>, PairCounts<B>)> {
+    blocks_of_entries(slots, input, BLOCK_ENTRIES, f)
+}
+
+/// [`pair_mask_blocks`] with blocks of about `entries` entries (at least one row, and at least
+/// one block even for an empty batch).
+fn blocks_of_entries<B: Backend, T>(
+    slots: &LossSlots,
+    input: &LossInput<B>,
+    entries: usize,
+    mut f: impl FnMut(PairMasks<B>) -> T,
+) -> Option<(Vec<T>, PairCounts<B>)> {
     let (n, m) = (input.embeddings.dims()[0], input.ref_len());
-    let mat = slots.distance_matrix(input);
-    let (pos, neg, gate) = match &input.indices_tuple {
+    let source = match &input.indices_tuple {
         None => {
-            let (labels, ref_labels) = input.tuple_labels();
-            let (pos, neg) = matches_and_diffs(&labels, ref_labels.as_ref());
-            let count = |mask: &Tensor<B, 2, Bool>| mask.clone().int().sum();
-            let gate = count(&pos)
-                .greater_elem(1)
-                .bool_or(count(&neg).greater_elem(1));
-            (pos, neg, Some(gate))
+            let (labels, refs) = input.tuple_labels();
+            MaskSource::Labels { labels, refs }
         }
         Some(t) => {
             let (a1, p, a2, ng) = match t.clone() {
@@ -125,28 +185,146 @@ pub(crate) fn pair_masks<B: Backend>(
             if a1.dims()[0] <= 1 && a2.dims()[0] <= 1 {
                 return None;
             }
-            let pos = pair_counts(&a1, &p, n, m, &mat).greater_elem(0.0);
-            let neg = pair_counts(&a2, &ng, n, m, &mat).greater_elem(0.0);
-            (pos, neg, None)
+            let like = &input.embeddings;
+            let pos = pair_counts(&a1, &p, n, m, like).greater_elem(0.0);
+            let neg = pair_counts(&a2, &ng, n, m, like).greater_elem(0.0);
+            MaskSource::Tuple { pos, neg }
         }
     };
-    Some(PairMasks {
-        mat,
-        pos,
-        neg,
-        gate,
-    })
+    let rows = (entries / m.max(1)).clamp(1, n.max(1));
+    let device = input.embeddings.device();
+    let zero = || Tensor::<B, 1, Int>::zeros([1], &device);
+    let mut counts = PairCounts {
+        pos: zero(),
+        neg: zero(),
+        gate: matches!(source, MaskSource::Labels { .. }),
+    };
+    let mut parts = Vec::new();
+    for r0 in (0..n.max(1)).step_by(rows) {
+        let b = rows.min(n - r0);
+        let mat = if b == n {
+            slots.distance_matrix(input)
+        } else {
+            let query = input.embeddings.clone().narrow(0, r0, b);
+            slots.distance.forward(query, Some(input.ref_embeddings()))
+        };
+        let (pos, neg) = match &source {
+            MaskSource::Tuple { pos, neg } => {
+                (pos.clone().narrow(0, r0, b), neg.clone().narrow(0, r0, b))
+            }
+            MaskSource::Labels { labels, refs } => {
+                let block = labels.clone().narrow(0, r0, b);
+                let matches = pairwise_equal(&block, refs.as_ref().unwrap_or(labels));
+                let diffs = matches.clone().bool_not();
+                let matches = match refs {
+                    Some(_) => matches,
+                    // The batch is its own reference: a row is not its own positive.
+                    None => matches.bool_and(Tensor::diag_mask([b, m], r0 as i64, &device)),
+                };
+                (matches, diffs)
+            }
+        };
+        counts.pos = counts.pos + pos.clone().int().sum();
+        counts.neg = counts.neg + neg.clone().int().sum();
+        parts.push(f(PairMasks { mat, pos, neg }));
+    }
+    Some((parts, counts))
 }
 
-impl<B: Backend> PairMasks<B> {
-    /// Zeroes per-anchor losses (`[n]`) where PML would have returned its zero loss.
-    pub fn gated(&self, losses: Tensor<B, 1>) -> Tensor<B, 1> {
-        match &self.gate {
-            None => losses,
-            Some(g) => {
-                let n = losses.dims()[0];
-                losses.mask_fill(g.clone().bool_not().expand([n]), 0.0)
+/// Per-anchor losses over the blocks of [`pair_mask_blocks`]: `f` maps a block to its `[b]`
+/// losses, which are concatenated to `[n]`.
+pub(crate) fn anchor_losses<B: Backend>(
+    slots: &LossSlots,
+    input: &LossInput<B>,
+    f: impl FnMut(PairMasks<B>) -> Tensor<B, 1>,
+) -> Option<(Tensor<B, 1>, PairCounts<B>)> {
+    let (parts, counts) = pair_mask_blocks(slots, input, f)?;
+    Some((Tensor::cat(parts, 0), counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use pml_core::{IndicesTuple, tensor::float_vec};
+    use pml_distances::DistanceConfig;
+    use pml_reducers::ReducerConfig;
+
+    type B = NdArray<f64>;
+
+    fn slots(distance: DistanceConfig) -> LossSlots {
+        LossSlots::build("test", &distance, &ReducerConfig::mean(), None, 1.0, &[])
+            .expect("valid slots")
+    }
+
+    /// The blocks' matrices and masks, stacked back to `[n, m]`, as flat vectors.
+    fn stacked(
+        slots: &LossSlots,
+        input: &LossInput<B>,
+        entries: usize,
+    ) -> (usize, Vec<f64>, Vec<f64>, Vec<f64>, [i64; 2]) {
+        let (parts, counts) = blocks_of_entries(slots, input, entries, |m| {
+            (m.mat, m.pos.float(), m.neg.float())
+        })
+        .expect("masks");
+        let blocks = parts.len();
+        let (mats, rest): (Vec<_>, Vec<_>) = parts.into_iter().map(|(a, b, c)| (a, (b, c))).unzip();
+        let (pos, neg): (Vec<_>, Vec<_>) = rest.into_iter().unzip();
+        let count = |t: Tensor<B, 1, Int>| t.into_scalar();
+        (
+            blocks,
+            float_vec(Tensor::cat(mats, 0)),
+            float_vec(Tensor::cat(pos, 0)),
+            float_vec(Tensor::cat(neg, 0)),
+            [count(counts.pos), count(counts.neg)],
+        )
+    }
+
+    fn assert_blocks_equal_one_block(slots: &LossSlots, input: &LossInput<B>) {
+        let (one, mat, pos, neg, counts) = stacked(slots, input, usize::MAX);
+        assert_eq!(one, 1);
+        let m = input.ref_len();
+        for entries in [1, m, 3 * m - 1] {
+            let (blocks, b_mat, b_pos, b_neg, b_counts) = stacked(slots, input, entries);
+            assert!(blocks > 1, "{entries} entries give {blocks} blocks");
+            assert_eq!((&b_pos, &b_neg, b_counts), (&pos, &neg, counts));
+            // Blocks measure against the reference as a separate tensor: an Lp self-distance
+            // is then `sqrt` of a rounding error (~1e-16) instead of exactly zero.
+            for (x, y) in b_mat.iter().zip(&mat) {
+                assert!((x - y).abs() < 1e-7, "{x} vs {y}");
             }
         }
+    }
+
+    #[test]
+    fn blocks_of_rows_equal_the_whole_matrix() {
+        let device = Default::default();
+        let x = Tensor::<B, 2>::random(
+            [7, 3],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 1, 0, 2, 1, 0, 2], &device);
+        let lp = slots(DistanceConfig::lp());
+        let cosine = slots(DistanceConfig::cosine());
+        // The batch as its own reference: the diagonal is not a positive in any block.
+        let own = LossInput::new(x.clone(), labels.clone());
+        assert_blocks_equal_one_block(&lp, &own);
+        assert_blocks_equal_one_block(&cosine, &own);
+        // A separate reference set.
+        let refs = x.clone().narrow(0, 2, 5).mul_scalar(0.5);
+        let with_ref = LossInput::new(x.clone(), labels.clone())
+            .with_reference(refs, Tensor::from_ints([0, 2, 1, 1, 0], &device));
+        assert_blocks_equal_one_block(&lp, &with_ref);
+        // An indices tuple.
+        let ints = |v: &[i64]| Tensor::<B, 1, Int>::from_ints(v, &device);
+        let tuple = IndicesTuple::Pairs {
+            a1: ints(&[0, 2, 2, 6]),
+            p: ints(&[2, 0, 5, 3]),
+            a2: ints(&[0, 1, 6, 6]),
+            n: ints(&[1, 0, 0, 0]),
+        };
+        let mined = LossInput::new(x, labels).with_indices(tuple);
+        assert_blocks_equal_one_block(&lp, &mined);
     }
 }

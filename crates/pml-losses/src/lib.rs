@@ -36,11 +36,14 @@ mod contrastive;
 mod cosface;
 mod cross_batch_memory;
 mod dynamic_soft_margin;
+mod examples;
 mod fast_ap;
 mod generalized_lifted_structure;
 mod generic_pair;
 #[cfg(test)]
 mod gradcheck;
+#[cfg(test)]
+mod gradcheck_all;
 mod histogram;
 mod instance;
 mod intra_pair_variance;

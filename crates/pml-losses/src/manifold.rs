@@ -204,7 +204,18 @@ impl<B: Backend> ManifoldLoss<B> {
                 "{NAME}: give meta-classes with forward_with_meta_classes, not an indices tuple"
             )));
         }
-        check_width(NAME, &input.embeddings, "l", self.l)
+        check_width(NAME, &input.embeddings, "l", self.l)?;
+        let n = input.embeddings.dims()[0];
+        if n < self.K {
+            return Err(PmlError::invalid_input(
+                "embeddings",
+                format!(
+                    "{NAME}: random meta-classes need at least K = {} embeddings, got {n}",
+                    self.K
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn terms(&self, input: &LossInput<B>, meta_classes: Option<Tensor<B, 1, Int>>) -> LossTerms<B> {

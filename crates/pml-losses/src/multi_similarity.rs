@@ -10,7 +10,11 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_masks, regularizers::RegularizerConfig};
+use crate::{
+    base::LossSlots,
+    generic_pair::{PairMasks, anchor_losses},
+    regularizers::RegularizerConfig,
+};
 
 /// Configuration of [`MultiSimilarityLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -105,23 +109,22 @@ pub struct MultiSimilarityLoss {
 impl<B: Backend> MetricLoss<B> for MultiSimilarityLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
-        let terms = match pair_masks(&self.slots, input) {
-            None => LossTerms::zeros(&["loss"]),
-            Some(masks) => {
-                let d = &self.slots.distance;
-                let n = masks.mat.dims()[0];
-                let pos_exp = d.margin_to(masks.mat.clone(), self.base);
-                let neg_exp = Distance::<B>::margin_from(d, self.base, masks.mat.clone());
-                let pos = masked_logsumexp(
-                    pos_exp.mul_scalar(self.alpha),
-                    Some(masks.pos.clone()),
-                    true,
-                )
+        let d = &self.slots.distance;
+        let row_losses = |masks: PairMasks<B>| {
+            let rows = masks.mat.dims()[0];
+            let pos_exp = d.margin_to(masks.mat.clone(), self.base);
+            let neg_exp = Distance::<B>::margin_from(d, self.base, masks.mat);
+            let pos = masked_logsumexp(pos_exp.mul_scalar(self.alpha), Some(masks.pos), true)
                 .div_scalar(self.alpha);
-                let neg =
-                    masked_logsumexp(neg_exp.mul_scalar(self.beta), Some(masks.neg.clone()), true)
-                        .div_scalar(self.beta);
-                let losses = masks.gated((pos + neg).reshape([n]));
+            let neg = masked_logsumexp(neg_exp.mul_scalar(self.beta), Some(masks.neg), true)
+                .div_scalar(self.beta);
+            (pos + neg).reshape([rows])
+        };
+        let terms = match anchor_losses(&self.slots, input, row_losses) {
+            None => LossTerms::zeros(&["loss"]),
+            Some((losses, counts)) => {
+                let losses = counts.gated(losses);
+                let n = losses.dims()[0];
                 let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &losses.device());
                 LossTerms::new().with(LossTerm::element("loss", losses, idx))
             }

@@ -160,7 +160,9 @@ impl<B: Backend> MetricLoss<B> for P2SGradLoss<B> {
         let w = value_like(&self.weight, &x);
         // Value: the unit-norm columns; gradient: straight through to `weight`.
         let w = unit_columns(w.clone().detach()) + (w.clone() - w.detach());
-        let cos = (x.clone().matmul(w) / lp_norm_rows(x, 2.0)).clamp(-1.0, 1.0);
+        // Zero rows get cosine 0 (PML divides by their zero norm: a NaN loss).
+        let norms = lp_norm_rows(x.clone(), 2.0).clamp_min(1e-12);
+        let cos = (pml_core::math::matmul(x, w) / norms).clamp(-1.0, 1.0);
         let target = one_hot_like(&labels, &cos);
         let loss = (cos - target).powi_scalar(2).mean();
         let terms = LossTerms::new().with(LossTerm::already_reduced("loss", loss));

@@ -10,7 +10,11 @@ use pml_core::{
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
-use crate::{base::LossSlots, generic_pair::pair_masks, regularizers::RegularizerConfig};
+use crate::{
+    base::LossSlots,
+    generic_pair::{PairMasks, anchor_losses},
+    regularizers::RegularizerConfig,
+};
 
 /// Configuration of [`SupConLoss`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -86,30 +90,31 @@ pub struct SupConLoss {
 impl<B: Backend> MetricLoss<B> for SupConLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
-        let terms = match pair_masks(&self.slots, input) {
+        let inverted = Distance::<B>::is_inverted(&self.slots.distance);
+        let sign = if inverted { 1.0 } else { -1.0 };
+        let row_losses = |masks: PairMasks<B>| {
+            let mat = masks.mat.mul_scalar(sign / self.temperature);
+            let mat = mat.clone() - mat.max_dim(1).detach();
+            let rows = mat.dims()[0];
+            let denominator = masked_logsumexp(
+                mat.clone(),
+                Some(masks.pos.clone().bool_or(masks.neg)),
+                false,
+            );
+            let log_prob = mat - denominator;
+            let pos = mask_to_float(masks.pos, &log_prob);
+            let count = pos.clone().sum_dim(1).reshape([rows]);
+            let mean_log_prob_pos = (pos * log_prob).sum_dim(1).reshape([rows])
+                / count.add_scalar(f32::MIN_POSITIVE as f64);
+            mean_log_prob_pos.neg()
+        };
+        let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),
-            Some(masks) => {
-                let inverted = Distance::<B>::is_inverted(&self.slots.distance);
-                let sign = if inverted { 1.0 } else { -1.0 };
-                let mat = masks.mat.clone().mul_scalar(sign / self.temperature);
-                let mat = mat.clone() - mat.max_dim(1).detach();
-                let n = mat.dims()[0];
-                let denominator = masked_logsumexp(
-                    mat.clone(),
-                    Some(masks.pos.clone().bool_or(masks.neg.clone())),
-                    false,
-                );
-                let log_prob = mat - denominator;
-                let pos = mask_to_float(masks.pos.clone(), &log_prob);
-                let count = pos.clone().sum_dim(1).reshape([n]);
-                let mean_log_prob_pos = (pos * log_prob).sum_dim(1).reshape([n])
-                    / count.add_scalar(f32::MIN_POSITIVE as f64);
+            Some((losses, counts)) => {
+                let n = losses.dims()[0];
                 // PML returns its zero loss unless there is a positive and a negative pair.
-                let any = |m: &burn::tensor::Tensor<B, 2, burn::tensor::Bool>| {
-                    m.clone().any().reshape([1]).expand([n])
-                };
-                let valid = any(&masks.pos).bool_and(any(&masks.neg));
-                let losses = masks.gated(mean_log_prob_pos.neg().mask_fill(valid.bool_not(), 0.0));
+                let valid = counts.any_both().expand([n]);
+                let losses = counts.gated(losses.mask_fill(valid.bool_not(), 0.0));
                 let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &losses.device());
                 LossTerms::new().with(LossTerm::element("loss", losses, idx))
             }

@@ -156,7 +156,21 @@ impl VICRegLoss {
     }
 }
 
+/// The variance term's unbiased variance needs two rows (PML's gives NaN for one).
+fn too_few_rows(n: usize) -> String {
+    format!("{NAME}: `embeddings` has {n} row(s), the variance term needs at least 2")
+}
+
 impl<B: Backend> MetricLoss<B> for VICRegLoss {
+    fn try_forward(&self, input: LossInput<B>) -> Result<Tensor<B, 1>, PmlError> {
+        input.check()?;
+        let n = input.embeddings.dims()[0];
+        if n < 2 {
+            return Err(PmlError::invalid_input("embeddings", too_few_rows(n)));
+        }
+        Ok(self.forward(input))
+    }
+
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
         assert!(
@@ -178,6 +192,7 @@ impl<B: Backend> MetricLoss<B> for VICRegLoss {
              the second view of embedding i",
             ref_emb.dims()[0]
         );
+        assert!(n >= 2, "{}", too_few_rows(n));
         let device = emb.device();
         let invariance = (emb.clone() - ref_emb.clone())
             .powi_scalar(2)

@@ -187,7 +187,9 @@ fn per_row<B: Backend>(
     semihard_thresholds: Option<&Tensor<B, 2>>,
 ) -> PerRow<B> {
     let [n, m] = mat.dims();
-    let mut valid = candidates;
+    // A NaN distance (from NaN embeddings) is never a candidate: comparisons with NaN would pick
+    // a masked entry, a tuple the labels forbid.
+    let mut valid = candidates.bool_and(mat.clone().is_nan().bool_not());
     if let Some(t) = semihard_thresholds {
         let t = t.clone().expand([n, m]);
         let excluded = match extreme {

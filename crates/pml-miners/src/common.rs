@@ -87,8 +87,9 @@ pub(crate) struct Batch<B: Backend> {
 
 impl<B: Backend> Batch<B> {
     /// # Panics
-    /// If `labels` is not as long as the batch, the reference differs in width from the batch,
-    /// or the reference has no labels or labels of another length.
+    /// If the batch or the reference is empty, `labels` is not as long as the batch, the
+    /// reference differs in width from the batch, or the reference has no labels or labels of
+    /// another length.
     pub fn new(
         miner: &str,
         embeddings: Tensor<B, 2>,
@@ -96,6 +97,19 @@ impl<B: Backend> Batch<B> {
         reference: Option<Reference<B>>,
     ) -> Self {
         let [n, d] = embeddings.dims();
+        // Burn's ops on zero-size tensors are not all defined: refuse an empty batch here, as
+        // `LossInput::check_shapes` does for losses, instead of failing inside them.
+        assert!(
+            n > 0,
+            "{miner}: `embeddings` is an empty batch (shape [0, {d}])"
+        );
+        if let Some(r) = &reference {
+            let [m, rd] = r.embeddings.dims();
+            assert!(
+                m > 0,
+                "{miner}: `ref_emb` is an empty reference (shape [{m}, {rd}])"
+            );
+        }
         assert_eq!(
             labels.dims()[0],
             n,

@@ -121,8 +121,8 @@ impl UniformHistogramMiner {
 
     /// Draws `per_bin` of the pairs where `mask` is true from each non-empty bin of their
     /// values. Bin `b` holds `⌊(x − min) / (max − min) · num_bins⌋ = b` (the maximum in the
-    /// last bin, as PML's `linspace(min, max, num_bins + 1)` edges); the other entries go to an
-    /// extra bin `num_bins` that is never drawn from.
+    /// last bin, as PML's `linspace(min, max, num_bins + 1)` edges); the other entries, and
+    /// non-finite values, go to an extra bin `num_bins` that is never drawn from.
     fn spread<B: Backend>(
         &self,
         mat: &Tensor<B, 2>,
@@ -134,7 +134,12 @@ impl UniformHistogramMiner {
         let nb = self.num_bins;
         let k = n * m;
         let values = mat.clone().reshape([k]);
-        let outside = mask.reshape([k]).bool_not();
+        // Non-finite distances (from NaN or infinite embeddings) are never drawn: they have
+        // no bin, and NaN cannot be cast to an int.
+        let outside = mask
+            .reshape([k])
+            .bool_and(values.clone().is_finite())
+            .bool_not();
         let lo = values
             .clone()
             .mask_fill(outside.clone(), f64::INFINITY)

@@ -1,6 +1,6 @@
 use burn::{
     config::Config,
-    tensor::{Tensor, TensorData, backend::Backend},
+    tensor::{ElementConversion, Int, Tensor, TensorData, backend::Backend},
 };
 use pml_core::{LossTerm, ReduceContext, Reducer};
 
@@ -59,8 +59,26 @@ impl<B: Backend> Reducer<B> for ClassWeightedReducer {
             TensorData::new(self.weights.clone(), [self.weights.len()]),
             (&losses.device(), losses.dtype()),
         );
-        let w = weights.select(0, labels.select(0, anchors));
+        let anchor_labels = labels.select(0, anchors);
+        check_label_range(&anchor_labels, self.weights.len());
+        let w = weights.select(0, anchor_labels);
         (losses * w).mean()
+    }
+}
+
+/// Panics, naming `labels` and `weights`, unless every label is a class of the weights (a
+/// label past them would index out of bounds). Reads two numbers back from the device.
+fn check_label_range<B: Backend>(labels: &Tensor<B, 1, Int>, classes: usize) {
+    if labels.dims()[0] == 0 {
+        return;
+    }
+    let min: i64 = labels.clone().min().into_scalar().elem();
+    let max: i64 = labels.clone().max().into_scalar().elem();
+    if min < 0 || max >= classes as i64 {
+        let bad = if min < 0 { min } else { max };
+        panic!(
+            "ClassWeightedReducer: label {bad} in `labels` has no weight (`weights` has {classes} classes, 0..{classes})"
+        );
     }
 }
 
@@ -83,5 +101,15 @@ mod tests {
         // labels: 0 -> class 1 (w 0.5), 2 -> class 0 (w 1.0): (2*0.5 + 4*1) / 2
         let got = scalar(r.reduce_term(&term, &ctx(3, &[1, 1, 0])));
         assert_eq!(got, 2.5);
+    }
+
+    #[test]
+    #[should_panic(expected = "label 7 in `labels` has no weight (`weights` has 2 classes")]
+    fn a_label_past_the_weights_is_named() {
+        // Found by the bad-input matrix: an out-of-bounds index inside ndarray before.
+        let r = ClassWeightedReducerConfig::new(vec![1.0, 0.5]).init();
+        let device = Default::default();
+        let term = LossTerm::element("loss", floats(&[2.0, 4.0]), int_tensor(&[0, 2], &device));
+        r.reduce_term(&term, &ctx(3, &[1, 1, 7]));
     }
 }

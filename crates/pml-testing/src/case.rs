@@ -63,11 +63,21 @@ pub fn load_cases(dir: &Path) -> Result<Vec<Case>, PmlError> {
     let mut cases = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| file_err(&path, e.to_string()))?;
-        let file: CaseFile =
-            serde_json::from_str(&text).map_err(|e| file_err(&path, e.to_string()))?;
-        cases.extend(file.cases);
+        cases.extend(parse_cases(&text, &path.display().to_string())?);
     }
     Ok(cases)
+}
+
+/// Parses the text of one case file; `name` names it in errors.
+///
+/// # Errors
+/// [`PmlError::File`] when the text is not a case file.
+pub fn parse_cases(text: &str, name: &str) -> Result<Vec<Case>, PmlError> {
+    let file: CaseFile = serde_json::from_str(text).map_err(|e| PmlError::File {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(file.cases)
 }
 
 /// A field of a JSON object.
@@ -94,17 +104,22 @@ pub(crate) fn float_tensor<B: Backend, const D: usize>(
     Ok(Tensor::from_data(TensorData::new(data, shape), device))
 }
 
-/// The shape and row-major data of a tensor value.
-pub(crate) fn raw_tensor(name: &str, value: &Value) -> Result<(Vec<usize>, Vec<f32>), PmlError> {
+/// The shape and row-major data of a tensor value `{"shape": [...], "data": [...]}`.
+///
+/// # Errors
+/// [`PmlError::InvalidInput`] naming `name` when a field is missing or malformed, or the shape
+/// (whose product may not overflow) does not match the number of values.
+pub fn raw_tensor(name: &str, value: &Value) -> Result<(Vec<usize>, Vec<f32>), PmlError> {
     let shape: Vec<usize> = serde_json::from_value(field(value, "shape")?.clone())
         .map_err(|e| PmlError::invalid_input(name, format!("bad shape: {e}")))?;
     let data: Vec<f64> = serde_json::from_value(field(value, "data")?.clone())
         .map_err(|e| PmlError::invalid_input(name, format!("bad data: {e}")))?;
-    let numel: usize = shape.iter().product();
-    if data.len() != numel {
+    let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if numel != Some(data.len()) {
+        let needs = numel.map_or_else(|| "more than usize::MAX".into(), |n| n.to_string());
         return Err(PmlError::invalid_input(
             name,
-            format!("shape {shape:?} needs {numel} values, got {}", data.len()),
+            format!("shape {shape:?} needs {needs} values, got {}", data.len()),
         ));
     }
     Ok((shape, data.into_iter().map(|x| x as f32).collect()))
@@ -170,6 +185,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid input `embeddings`: must be 2-D, got shape [3]"
+        );
+        let huge = json!({"shape": [4294967296u64, 4294967296u64], "data": []});
+        let err = float_tensor::<NdArray, 2>("embeddings", &huge, &device).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs more than usize::MAX values, got 0")
         );
         let short = json!({"shape": [2, 2], "data": [1.0]});
         let err = float_tensor::<NdArray, 2>("ref_emb", &short, &device).unwrap_err();

@@ -11,5 +11,5 @@ pub mod case;
 mod miners;
 pub mod runner;
 
-pub use case::{Case, load_cases};
+pub use case::{Case, load_cases, parse_cases, raw_tensor};
 pub use runner::{Outcome, Report, run_case, run_cases};

@@ -52,7 +52,9 @@ pub trait Reducer<B: Backend> {
     /// If the term's type is not [supported](Reducer::supports).
     fn reduce_term(&self, term: &LossTerm<B>, ctx: &ReduceContext<B>) -> Tensor<B, 1> {
         match &term.losses {
+            // No losses (no pairs or triplets): PML's zero loss, which keeps the graph.
             None => ctx.zero_loss(),
+            Some(l) if l.dims()[0] == 0 => ctx.zero_loss(),
             Some(l) if term.reduction_type == ReductionType::AlreadyReduced => l.clone().sum(),
             Some(l) => {
                 assert!(

@@ -57,7 +57,8 @@ impl CsvDatasetConfig {
     /// # Errors
     /// [`PmlError::File`] naming the file: unreadable, corrupt gzip, empty, no `label_column` in
     /// the header, a row whose field count differs from the header's (with its line number), a
-    /// feature that is not a number or a label that is not an integer (with line and column).
+    /// feature that is not a finite `f32` (NaN, infinite, out of range) or a label that is not
+    /// an integer (with line and column).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<VectorDataset, PmlError> {
         let path = path.as_ref();
         self.parse(read_maybe_gz(path)?, &path.display().to_string())
@@ -121,15 +122,21 @@ impl CsvDatasetConfig {
                         )
                     })?);
                 } else {
-                    let value = field.parse::<f32>().map_err(|_| {
-                        file_error(
-                            name,
-                            format!(
-                                "line {line_no}: `{field}` in column `{}` is not a number",
-                                header[column]
-                            ),
-                        )
-                    })?;
+                    // NaN, infinities and values past f32 would reach a loss as NaN
+                    // embeddings: refused here, where the line is known.
+                    let value = field
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| {
+                            file_error(
+                                name,
+                                format!(
+                                    "line {line_no}: `{field}` in column `{}` is not a finite number",
+                                    header[column]
+                                ),
+                            )
+                        })?;
                     features.push(value * self.scale);
                 }
             }
@@ -169,8 +176,15 @@ mod tests {
         );
         assert_eq!(
             err("label,px0\n1,x\n"),
-            "d.csv: line 2: `x` in column `px0` is not a number"
+            "d.csv: line 2: `x` in column `px0` is not a finite number"
         );
+        // Found by the bad-input matrix: these were read as NaN or infinite features.
+        for bad in ["NaN", "inf", "-inf", "1e39"] {
+            assert_eq!(
+                err(&format!("label,px0\n1,{bad}\n")),
+                format!("d.csv: line 2: `{bad}` in column `px0` is not a finite number")
+            );
+        }
         assert_eq!(
             err("label,px0\n1.5,2\n"),
             "d.csv: line 2: label `1.5` in column `label` is not an integer"

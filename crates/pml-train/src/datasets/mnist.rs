@@ -147,8 +147,17 @@ fn parse_idx<'a>(
             )
         })?;
     let header = 4 * (ndim + 1);
-    let expected = dims.iter().product::<usize>();
     let payload = &bytes[header..];
+    // Sizes from the header are untrusted: their product may overflow.
+    let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return Err(file_error(
+            name,
+            format!(
+                "IDX header {dims:?} describes more than usize::MAX bytes, found {}",
+                payload.len()
+            ),
+        ));
+    };
     if payload.len() != expected {
         let what = if payload.len() < expected {
             "truncated IDX file"
@@ -231,6 +240,11 @@ mod tests {
 
         let e = err(idx(2051, &[1, 2, 2], &[0; 4]), labels.clone()).to_string();
         assert_eq!(e, "imgs: images are [2, 2], expected 28 x 28");
+
+        // Found by the bad-input matrix: the sizes' product overflowed (a panic in debug
+        // builds, a wrapped size in release ones).
+        let e = err(idx(2051, &[u32::MAX; 3], &[]), labels.clone()).to_string();
+        assert!(e.contains("describes more than usize::MAX bytes"), "{e}");
 
         let mut bad_gz = gz(&labels);
         bad_gz.truncate(12);

@@ -56,6 +56,13 @@ impl HierarchicalSamplerConfig {
     /// `batch_size / super_classes_per_batch`, a label row lacks the `inner_label` or
     /// `outer_label` column, or there are fewer super classes than `super_classes_per_batch`.
     pub fn try_init(&self, labels: &[Vec<i64>]) -> Result<HierarchicalSampler, PmlError> {
+        if self.batch_size == 0 {
+            return Err(PmlError::invalid_argument(
+                "batch_size",
+                0,
+                "must be positive",
+            ));
+        }
         let k = self.super_classes_per_batch;
         if k == 0 || !self.batch_size.is_multiple_of(k) {
             return Err(PmlError::invalid_argument(

@@ -24,6 +24,7 @@ use pml_core::PmlError;
 use pml_eval::{AccuracyCalculatorConfig, AccuracyK};
 use serde::{Deserialize, Serialize};
 
+use super::resume::SkipEpochs;
 use super::{
     AccuracyMetric, BarRenderer, EmbeddingOutput, EpochRecord, History, StepGuard, StepLossMetric,
     StepOutput,
@@ -74,7 +75,9 @@ pub struct FitConfig {
     #[config(default = "String::from(\"mean_average_precision_at_r\")")]
     pub checkpoint_metric: String,
     /// Resume from the checkpoint of this epoch (in the same directory): model, optimizer and
-    /// learning-rate scheduler states are restored and training goes on from the next epoch.
+    /// learning-rate scheduler states are restored and training goes on from the next epoch,
+    /// with the batches an uninterrupted run would have had (the train loader's first
+    /// `resume_from` epochs are drawn and dropped).
     #[config(default = "None")]
     pub resume_from: Option<usize>,
     /// Progress display.
@@ -153,6 +156,12 @@ where
     };
     let history = History::new(config.print_epochs);
     let guard = trainer.guard().clone();
+    // A resumed run replays the trained epochs' draws of the loader, so it ends with the model
+    // of an uninterrupted run.
+    let train: Arc<dyn DataLoader<B, T::Input>> = match config.resume_from {
+        Some(epochs) => Arc::new(SkipEpochs::new(train, epochs)),
+        None => train,
+    };
     let mut training = SupervisedTraining::new(directory, train, valid)
         .num_epochs(config.num_epochs)
         .metric_train_numeric(StepLossMetric::new())

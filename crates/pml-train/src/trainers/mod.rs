@@ -41,6 +41,7 @@ mod model;
 mod optimizer;
 mod output;
 mod progress;
+mod resume;
 mod train_with_classifier;
 mod two_stream_metric_loss;
 mod unsupervised_embeddings_using_augmentations;
