@@ -4,6 +4,8 @@
 //! self-pairs `(i, i)` removed from the positives. This is an explicit flag, never a pointer
 //! comparison.
 
+use std::ops::Range;
+
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -36,14 +38,35 @@ pub fn matches_and_diffs<B: Backend>(
     labels: &Tensor<B, 1, Int>,
     ref_labels: Option<&Tensor<B, 1, Int>>,
 ) -> (Tensor<B, 2, Bool>, Tensor<B, 2, Bool>) {
-    let matches = pairwise_equal(labels, ref_labels.unwrap_or(labels));
+    matches_and_diffs_of_rows(labels, ref_labels, 0..labels.dims()[0])
+}
+
+/// The rows `rows` of [`matches_and_diffs`], `[rows.len(), m]` each: for anchors processed in
+/// blocks.
+///
+/// # Panics
+/// If `rows` is not inside `0..n`.
+pub fn matches_and_diffs_of_rows<B: Backend>(
+    labels: &Tensor<B, 1, Int>,
+    ref_labels: Option<&Tensor<B, 1, Int>>,
+    rows: Range<usize>,
+) -> (Tensor<B, 2, Bool>, Tensor<B, 2, Bool>) {
+    let n = labels.dims()[0];
+    let block = if rows == (0..n) {
+        labels.clone()
+    } else {
+        labels.clone().slice(rows.clone())
+    };
+    let matches = pairwise_equal(&block, ref_labels.unwrap_or(labels));
     let diffs = matches.clone().bool_not();
     let matches = match ref_labels {
         Some(_) => matches,
         None => {
-            let n = labels.dims()[0];
-            // `diag_mask` is true off the diagonal: keep matches only there.
-            let off_diagonal = Tensor::<B, 2, Bool>::diag_mask([n, n], 0, &labels.device());
+            // `diag_mask` is true off the diagonal (here shifted to the block's first row):
+            // keep matches only there.
+            let shape = matches.dims();
+            let off_diagonal =
+                Tensor::<B, 2, Bool>::diag_mask(shape, rows.start as i64, &labels.device());
             matches.bool_and(off_diagonal)
         }
     };

@@ -2,6 +2,8 @@
 
 use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 
+use crate::tensor::constant;
+
 /// `a · b` for `a: [m, k]`, `b: [k, n]`, also when a dimension is zero (an empty batch, an
 /// empty reference, zero-width embeddings), where burn-ndarray 0.21's matmul divides by zero:
 /// the product is then the `[m, n]` zero matrix (empty when `m` or `n` is zero).
@@ -23,19 +25,41 @@ pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     relu(x.clone()) + x.abs().neg().exp().log1p()
 }
 
+/// `1 / (1 + exp(−x))` in the tensor's own dtype (burn's `sigmoid` computes in `f32`): the
+/// derivative of [`softplus`].
+pub fn logistic<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.neg().exp().add_scalar(1.0).recip()
+}
+
 /// `s^(1/p)` for `s >= 0`, with a zero gradient where `s == 0` (where the true derivative is
 /// infinite), as PyTorch's `norm` and `cdist` backward passes do.
+///
+/// The root and its derivative `s^(1/p − 1) / p` are computed off the autodiff graph and
+/// attached by one product, as in
+/// [`value_with_gradient`](crate::tensor::value_with_gradient): Burn's own backward pass of `sqrt`
+/// evaluates a `powf` over the whole input, the most expensive step of a distance matrix's
+/// gradient.
 pub fn safe_root<B: Backend, const D: usize>(s: Tensor<B, D>, p: f64) -> Tensor<B, D> {
+    if p == 1.0 {
+        return relu(s);
+    }
     let zero = s.clone().lower_equal_elem(0.0);
-    let s = s.mask_fill(zero.clone(), 1.0);
-    let root = if p == 2.0 {
-        s.sqrt()
-    } else if p == 1.0 {
-        s
+    let sc = constant(s.clone()).mask_fill(zero.clone(), 1.0);
+    let (root, slopes) = if p == 2.0 {
+        let root = sc.sqrt();
+        (root.clone(), root.recip().mul_scalar(0.5))
     } else {
-        s.powf_scalar(1.0 / p)
+        let slopes = sc.clone().powf_scalar(1.0 / p - 1.0).div_scalar(p);
+        (sc.powf_scalar(1.0 / p), slopes)
     };
-    root.mask_fill(zero, 0.0)
+    let root = root.mask_fill(zero.clone(), 0.0);
+    if !B::ad_enabled(&s.device()) {
+        return root;
+    }
+    // Where `s` overflowed to +∞ the root is +∞ and the link's `∞ · 0` is NaN: zero it there.
+    let overflow = root.clone().equal_elem(f64::INFINITY);
+    let link = s * slopes.mask_fill(zero, 0.0);
+    root + (link.clone() - constant(link)).mask_fill(overflow, 0.0)
 }
 
 /// The `p`-norm of each row, `[n, d] -> [n, 1]` (`p = ∞` gives the largest absolute value).
@@ -105,6 +129,35 @@ pub fn masked_logsumexp<B: Backend>(
     }
 }
 
+/// [`masked_logsumexp`] with `keep` given, and its derivative w.r.t. `x`: `exp(x_ij − out_i)` on
+/// the kept entries (their softmax, next to the extra zero entry with `add_one`), zero
+/// elsewhere. For losses that evaluate it off the autodiff graph: one `exp` serves both.
+///
+/// # Shapes
+/// - `x`, `keep`: `[n, m]`
+/// - output: `[n, 1]` and `[n, m]`
+pub fn masked_logsumexp_with_slopes<B: Backend>(
+    x: Tensor<B, 2>,
+    keep: Tensor<B, 2, Bool>,
+    add_one: bool,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let masked = x.mask_fill(keep.bool_not(), f64::NEG_INFINITY);
+    let max = masked.clone().max_dim(1);
+    let max = if add_one { max.clamp_min(0.0) } else { max };
+    // Rows where everything is masked: shift by 0; their `exp` is 0 everywhere.
+    let empty_max = max.clone().equal_elem(f64::NEG_INFINITY);
+    let max = max.mask_fill(empty_max, 0.0);
+    let exp = (masked - max.clone()).exp();
+    let mut sum = exp.clone().sum_dim(1);
+    if add_one {
+        sum = sum + max.clone().neg().exp();
+    }
+    // Rows without kept entries: `sum` is 0 (or `exp(0)` with `add_one`), the output 0.
+    let nothing = sum.clone().equal_elem(0.0);
+    let sum = sum.mask_fill(nothing, 1.0);
+    (max + sum.clone().log(), exp / sum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +221,26 @@ mod tests {
         let row0 = (1f64.exp() + 3f64.exp()).ln();
         let row1 = (0.5f64.exp() + (-1f64).exp()).ln();
         assert!((got[0] - row0).abs() < 1e-5 && (got[1] - row1).abs() < 1e-5 && got[2] == 0.0);
-        let with_one = float_vec(masked_logsumexp(x.clone(), Some(keep), true));
+        let with_one = float_vec(masked_logsumexp(x.clone(), Some(keep.clone()), true));
         assert!((with_one[0] - (1.0 + 1f64.exp() + 3f64.exp()).ln()).abs() < 1e-5);
         assert_eq!(with_one[2], 0.0);
         let g = float_vec(x.grad(&out.sum().backward()).unwrap());
         assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
         assert!((g[0] - 1f64.exp() / row0.exp()).abs() < 1e-5 && g[1] == 0.0 && g[5] == 0.0);
         assert_eq!(&g[6..], &[0.0, 0.0, 0.0]);
+        // The slopes are that gradient, with and without the extra zero entry.
+        for add_one in [false, true] {
+            let x = x.clone().detach();
+            let (out, slopes) = masked_logsumexp_with_slopes(x.clone(), keep.clone(), add_one);
+            let x = x.require_grad();
+            let tracked = masked_logsumexp(x.clone(), Some(keep.clone()), add_one);
+            for (a, b) in float_vec(out).iter().zip(float_vec(tracked.clone())) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            }
+            let g = float_vec(x.grad(&tracked.sum().backward()).unwrap());
+            for (a, b) in float_vec(slopes).iter().zip(&g) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Small tensor helpers Burn does not provide, written once for every pml crate.
 
-use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, FloatDType, Int, Tensor, TensorData, backend::Backend};
 
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
 /// (`i64` on ndarray, `i32` on wgpu).
@@ -22,13 +22,33 @@ pub fn float_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
     tensor.into_data().iter::<f64>().collect()
 }
 
-/// `1` where `mask` is true and `0` elsewhere, with the dtype and device of `like` (a plain
-/// bool-to-float cast would take the device's default dtype).
+/// `1` where `mask` is true and `0` elsewhere, with the dtype of `like` (a plain bool-to-float
+/// cast would take the device's default dtype).
 pub fn mask_to_float<B: Backend, const D: usize>(
     mask: Tensor<B, D, Bool>,
     like: &Tensor<B, D>,
 ) -> Tensor<B, D> {
-    like.ones_like().mask_fill(mask.bool_not(), 0.0)
+    mask.cast(FloatDType::from(like.dtype()))
+}
+
+/// `t`'s value outside any autodiff graph: operations on it record nothing (Burn 0.21's
+/// `detach` alone keeps `require_grad`, so a detached leaf would still be tracked).
+pub fn constant<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    t.detach().set_require_grad(false)
+}
+
+/// A tensor whose value is `value` and whose gradient is that of `link`: `value + (link −
+/// constant(link))`, where the difference is exactly zero for finite `link`.
+///
+/// This lets a loss compute its value and its derivatives off the autodiff graph (on
+/// [`constant`]s, where no intermediate is kept for the backward pass) and attach them through
+/// one cheap differentiable expression: with `link = Σ slopes ⊙ x`, the gradient w.r.t. `x` is
+/// `slopes`.
+pub fn value_with_gradient<B: Backend, const D: usize>(
+    value: Tensor<B, D>,
+    link: Tensor<B, D>,
+) -> Tensor<B, D> {
+    value + (link.clone() - constant(link))
 }
 
 /// Gathers `matrix[rows[k], cols[k]]` for every `k`, differentiably.

@@ -16,8 +16,8 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, activation::relu, 
 use pml_core::{
     Distance, LossInput,
     labels::matches_and_diffs,
-    math::softplus,
-    tensor::{int_vec, mask_to_float},
+    math::{logistic, softplus},
+    tensor::{constant, int_vec, mask_to_float, value_with_gradient},
 };
 use pml_reducers::TotalsReduction;
 
@@ -35,18 +35,6 @@ pub(crate) struct TripletHinge {
     pub margin: f64,
     pub swap: bool,
     pub smooth: bool,
-}
-
-/// A tensor's value without its autodiff history (`detach` alone keeps `require_grad` in burn
-/// 0.21).
-fn constant<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
-    t.detach().set_require_grad(false)
-}
-
-/// `1 / (1 + exp(−x))` in the tensor's own dtype (burn's `sigmoid` computes in `f32`); the
-/// derivative of `softplus`.
-fn logistic<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.neg().exp().add_scalar(1.0).recip()
 }
 
 /// Each anchor's positives (reference rows with its label, itself excluded when the batch is
@@ -209,7 +197,7 @@ impl TripletHinge {
             None => Tensor::cat(gn_rows, 0),
         };
         let s = dist.margin((gp * mat.clone()).sum(), (gn * mat).sum());
-        let total = (s.clone() - constant(s)) + value;
+        let total = value_with_gradient(value, s);
         let count = match rule.kept(&triplets.zeros_like()) {
             None => triplets,
             // The padding entries (all of `n·p·m` that are not triplets) have a zero loss.

@@ -2,10 +2,11 @@
 //! regularizer), and the weight regularizer of the losses with trainable weights (PML's
 //! `WeightRegularizerMixin`), built and used in one place.
 
-use burn::tensor::{Bool, Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, PmlError, ReduceContext, Reducer, ReductionType,
-    Regularizer, tensor::mask_to_float,
+    Regularizer,
+    tensor::{mask_to_float, value_with_gradient},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 use pml_reducers::{AnyReducer, ReducerConfig, TotalsReduction};
@@ -116,44 +117,74 @@ impl LossSlots {
     }
 }
 
-/// The running total and count of the losses at the true entries of masks that a
+/// The running total and count of the hinge losses at the true entries of masks that a
 /// [`TotalsReduction`] keeps, added block by block: what the reducer needs of the term holding
 /// exactly those losses, without listing them.
+///
+/// The losses are computed off the autodiff graph: a hinge `[v]₊` with `∂v/∂mat = slope` has the
+/// derivative `slope` where `v > 0`, so the gradient reaches the distance matrix through
+/// `slope · Σ mat` over the kept active entries ([`value_with_gradient`]), two operations per
+/// block in the backward pass instead of every step of the loss.
 pub(crate) struct MaskedTotals<B: Backend> {
     rule: TotalsReduction,
-    /// `[1]` sum and count so far; `None` before the first block.
-    sums: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    /// `[1]` each: the constant total, the count and the differentiable link so far.
+    total: Tensor<B, 1>,
+    count: Tensor<B, 1>,
+    link: Tensor<B, 1>,
 }
 
 impl<B: Backend> MaskedTotals<B> {
-    pub fn new(rule: TotalsReduction) -> Self {
-        Self { rule, sums: None }
+    /// Nothing added yet; the totals take the device and dtype of `like`.
+    pub fn new(rule: TotalsReduction, like: &Tensor<B, 2>) -> Self {
+        let zero = || Tensor::zeros([1], (&like.device(), like.dtype()));
+        Self {
+            rule,
+            total: zero(),
+            count: zero(),
+            link: zero(),
+        }
     }
 
-    /// Adds the losses at the true entries of `mask` (same shape) that the rule keeps.
-    pub fn add<const D: usize>(&mut self, losses: Tensor<B, D>, mask: Tensor<B, D, Bool>) {
+    /// Adds the hinge losses `[v]₊` at the true entries of `mask` that the rule keeps.
+    ///
+    /// # Shapes
+    /// `mat` (differentiable), `v` (a constant computed from `mat`, `∂v/∂mat = slope`), `mask`:
+    /// all `[b, m]`
+    pub fn add_hinge(
+        &mut self,
+        mat: Tensor<B, 2>,
+        v: Tensor<B, 2>,
+        slope: f64,
+        mask: Tensor<B, 2, Bool>,
+    ) {
+        // A threshold strictly above a non-negative bound keeps active losses only.
+        let keeps_active_only =
+            matches!(self.rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0);
+        let active = (!keeps_active_only).then(|| v.clone().greater_elem(0.0));
+        let losses = relu(v);
         let kept = match self.rule.kept(&losses) {
             Some(inside) => mask.bool_and(inside),
             None => mask,
         };
-        let count = mask_to_float(kept.clone(), &losses).sum();
-        let total = losses.mask_fill(kept.bool_not(), 0.0).sum();
-        self.sums = Some(match self.sums.take() {
-            None => (total, count),
-            Some((t, c)) => (t + total, c + count),
-        });
+        let kept_float = mask_to_float(kept.clone(), &losses);
+        let moving = match active {
+            None => kept_float.clone(),
+            Some(active) => mask_to_float(kept.bool_and(active), &losses),
+        };
+        self.count = self.count.clone() + kept_float.clone().sum();
+        self.total = self.total.clone() + (losses * kept_float).sum();
+        self.link = self.link.clone() + (mat * moving).sum().mul_scalar(slope);
     }
 
-    /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`; `None`
-    /// when no block was added.
-    pub fn reduce(self) -> Option<Tensor<B, 1>> {
-        let (total, count) = self.sums?;
-        Some(match self.rule {
+    /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`.
+    pub fn reduce(self) -> Tensor<B, 1> {
+        let total = value_with_gradient(self.total, self.link);
+        match self.rule {
             TotalsReduction::Sum => total,
             TotalsReduction::Mean | TotalsReduction::Threshold { .. } => {
-                total / count.clamp_min(1.0)
+                total / self.count.clamp_min(1.0)
             }
-        })
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use burn::{
 };
 use pml_core::{
     LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::{masked_logsumexp, softplus},
+    math::{logistic, masked_logsumexp_with_slopes, softplus},
+    tensor::{constant, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -99,23 +100,31 @@ pub struct CircleLoss {
 impl<B: Backend> MetricLoss<B> for CircleLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
+        // Each anchor's loss and its derivatives w.r.t. its similarity row, off the autodiff
+        // graph (the weights α are constants in PML too); the gradient reaches the row through
+        // `Σ_j slopes_ij · s_ij`.
         let row_losses = |masks: PairMasks<B>| {
-            let s = masks.mat;
+            let s = constant(masks.mat.clone());
             let rows = s.dims()[0];
-            let alpha_p = relu(s.clone().detach().neg().add_scalar(1.0 + self.m));
-            let alpha_n = relu(s.clone().detach().add_scalar(self.m));
-            let logit_p = alpha_p * s.clone().sub_scalar(1.0 - self.m) * (-self.gamma);
-            let logit_n = alpha_n * s.sub_scalar(self.m) * self.gamma;
-            let has_both = masks
+            let alpha_p = relu(s.clone().neg().add_scalar(1.0 + self.m)).mul_scalar(-self.gamma);
+            let alpha_n = relu(s.clone().add_scalar(self.m)).mul_scalar(self.gamma);
+            let logit_p = alpha_p.clone() * s.clone().sub_scalar(1.0 - self.m);
+            let logit_n = alpha_n.clone() * s.sub_scalar(self.m);
+            // Anchors without a positive or without a negative lose nothing.
+            let lacking = masks
                 .pos
                 .clone()
                 .any_dim(1)
-                .bool_and(masks.neg.clone().any_dim(1));
-            let lse_p = masked_logsumexp(logit_p, Some(masks.pos), false);
-            let lse_n = masked_logsumexp(logit_n, Some(masks.neg), false);
-            softplus(lse_p + lse_n)
-                .mask_fill(has_both.bool_not(), 0.0)
-                .reshape([rows])
+                .bool_and(masks.neg.clone().any_dim(1))
+                .bool_not();
+            let (lse_p, w_p) = masked_logsumexp_with_slopes(logit_p, masks.pos, false);
+            let (lse_n, w_n) = masked_logsumexp_with_slopes(logit_n, masks.neg, false);
+            let z = lse_p + lse_n;
+            let value = softplus(z.clone()).mask_fill(lacking.clone(), 0.0);
+            let outer = logistic(z).mask_fill(lacking, 0.0);
+            let slopes = (w_p * alpha_p + w_n * alpha_n) * outer;
+            let link = (masks.mat * slopes).sum_dim(1);
+            value_with_gradient(value, link).reshape([rows])
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

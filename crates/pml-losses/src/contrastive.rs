@@ -3,7 +3,9 @@ use burn::{
     module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
-use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType};
+use pml_core::{
+    Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType, tensor::constant,
+};
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
@@ -135,7 +137,8 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
 
     /// Without an indices tuple (all pairs) and with reducers that need only totals (mean,
     /// sum, average of non-zero, threshold), the pairs are never listed: both terms are reduced
-    /// over the masked distance matrix, block by block of anchors. Otherwise
+    /// over the masked distance matrix, block by block of anchors, with the hinge and its
+    /// derivative evaluated off the autodiff graph ([`MaskedTotals`]). Otherwise
     /// `reduce(forward_terms(input))`.
     fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
         let rules = (
@@ -149,20 +152,18 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
         };
         input.validate();
         let d = &self.slots.distance;
-        let (mut pos_totals, mut neg_totals) =
-            (MaskedTotals::new(pos_rule), MaskedTotals::new(neg_rule));
+        let mut pos_totals = MaskedTotals::new(pos_rule, &input.embeddings);
+        let mut neg_totals = MaskedTotals::new(neg_rule, &input.embeddings);
+        let slope = Distance::<B>::margin_slope(d);
         let (_, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
-            let pos = relu(d.margin_to(masks.mat.clone(), self.pos_margin));
-            let neg = relu(Distance::<B>::margin_from(d, self.neg_margin, masks.mat));
-            pos_totals.add(pos, masks.pos);
-            neg_totals.add(neg, masks.neg);
+            let dc = constant(masks.mat.clone());
+            let pos = d.margin_to(dc.clone(), self.pos_margin);
+            let neg = d.margin_from(self.neg_margin, dc);
+            pos_totals.add_hinge(masks.mat.clone(), pos, slope, masks.pos);
+            neg_totals.add_hinge(masks.mat, neg, -slope, masks.neg);
         })
         .expect("labels without indices tuple");
-        let loss = pos_totals
-            .reduce()
-            .zip(neg_totals.reduce())
-            .map(|(p, n)| p + n);
-        let loss = loss.expect("at least one block of anchors");
+        let loss = pos_totals.reduce() + neg_totals.reduce();
         self.slots.plus_regularization(counts.gated(loss), &input)
     }
 }

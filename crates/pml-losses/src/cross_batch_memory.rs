@@ -14,6 +14,7 @@ use burn::{
 use pml_core::{
     IndicesTuple, LossInput, LossTerms, MetricLoss, Miner, PmlError, Reference,
     labels::{all_pairs, pairs_to_triplets},
+    tensor::constant,
 };
 use pml_miners::{AnyMiner, MinerConfig};
 
@@ -274,8 +275,8 @@ impl<B: Backend> CrossBatchMemory<B> {
             filled: false,
         });
         let start = q.idx;
-        // `detach` alone keeps `require_grad` in burn 0.21: the memory must be a constant.
-        let emb = emb.detach().set_require_grad(false);
+        // The memory holds constants.
+        let emb = constant(emb);
         // At most two contiguous chunks: start..m, then 0..rest.
         let first = bs.min(m - start);
         q.embeddings = q.embeddings.clone().slice_assign(

@@ -6,7 +6,7 @@
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
     Distance, IndicesTuple, LossInput,
-    labels::{convert_to_pairs, pairwise_equal},
+    labels::{convert_to_pairs, matches_and_diffs_of_rows},
     math::masked_logsumexp,
     tensor::gather_pairs,
 };
@@ -213,15 +213,7 @@ fn blocks_of_entries<B: Backend, T>(
                 (pos.clone().narrow(0, r0, b), neg.clone().narrow(0, r0, b))
             }
             MaskSource::Labels { labels, refs } => {
-                let block = labels.clone().narrow(0, r0, b);
-                let matches = pairwise_equal(&block, refs.as_ref().unwrap_or(labels));
-                let diffs = matches.clone().bool_not();
-                let matches = match refs {
-                    Some(_) => matches,
-                    // The batch is its own reference: a row is not its own positive.
-                    None => matches.bool_and(Tensor::diag_mask([b, m], r0 as i64, &device)),
-                };
-                (matches, diffs)
+                matches_and_diffs_of_rows(labels, refs.as_ref(), r0..r0 + b)
             }
         };
         counts.pos = counts.pos + pos.clone().int().sum();

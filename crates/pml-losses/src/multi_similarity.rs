@@ -5,7 +5,8 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::masked_logsumexp,
+    math::masked_logsumexp_with_slopes,
+    tensor::{constant, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -90,7 +91,10 @@ impl MultiSimilarityLossConfig {
 ///
 /// `L_i = (1/α) log(1 + Σ_{p∈P(i)} exp(−α (s_ip − λ))) + (1/β) log(1 + Σ_{n∈N(i)} exp(β (s_in − λ)))`
 ///
-/// (with a distance, `s − λ` becomes `λ − d`). Computed with masks over the `[n, m]` matrix.
+/// (with a distance, `s − λ` becomes `λ − d`). Computed with masks over the `[n, m]` matrix,
+/// block by block of anchors, off the autodiff graph: the gradient w.r.t. `s_ij` is
+/// `−w⁺_ij` for positives and `w⁻_ij` for negatives, `w` being the softmax weights of the two
+/// log-sum-exps.
 ///
 /// # Shapes
 /// - embeddings `[n, d]`, labels `[n]`, optional reference `[m, d]` with labels `[m]`
@@ -110,15 +114,20 @@ impl<B: Backend> MetricLoss<B> for MultiSimilarityLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
         let d = &self.slots.distance;
+        let slope = Distance::<B>::margin_slope(d);
+        // Each anchor's loss and its derivatives w.r.t. its distance row, off the autodiff
+        // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
         let row_losses = |masks: PairMasks<B>| {
             let rows = masks.mat.dims()[0];
-            let pos_exp = d.margin_to(masks.mat.clone(), self.base);
-            let neg_exp = Distance::<B>::margin_from(d, self.base, masks.mat);
-            let pos = masked_logsumexp(pos_exp.mul_scalar(self.alpha), Some(masks.pos), true)
-                .div_scalar(self.alpha);
-            let neg = masked_logsumexp(neg_exp.mul_scalar(self.beta), Some(masks.neg), true)
-                .div_scalar(self.beta);
-            (pos + neg).reshape([rows])
+            let dc = constant(masks.mat.clone());
+            let pos_exp = d.margin_to(dc.clone(), self.base).mul_scalar(self.alpha);
+            let neg_exp = d.margin_from(self.base, dc).mul_scalar(self.beta);
+            let (pos, pos_slopes) = masked_logsumexp_with_slopes(pos_exp, masks.pos, true);
+            let (neg, neg_slopes) = masked_logsumexp_with_slopes(neg_exp, masks.neg, true);
+            let value = pos.div_scalar(self.alpha) + neg.div_scalar(self.beta);
+            let slopes = (pos_slopes - neg_slopes).mul_scalar(slope);
+            let link = (masks.mat * slopes).sum_dim(1);
+            value_with_gradient(value, link).reshape([rows])
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

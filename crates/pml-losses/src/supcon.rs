@@ -5,7 +5,8 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::masked_logsumexp, tensor::mask_to_float,
+    math::masked_logsumexp_with_slopes,
+    tensor::{constant, mask_to_float, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -92,21 +93,24 @@ impl<B: Backend> MetricLoss<B> for SupConLoss {
         input.validate();
         let inverted = Distance::<B>::is_inverted(&self.slots.distance);
         let sign = if inverted { 1.0 } else { -1.0 };
+        // Each anchor's loss and its derivatives w.r.t. its similarity row, off the autodiff
+        // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
+        let scale = sign / self.temperature;
         let row_losses = |masks: PairMasks<B>| {
-            let mat = masks.mat.mul_scalar(sign / self.temperature);
-            let mat = mat.clone() - mat.max_dim(1).detach();
-            let rows = mat.dims()[0];
-            let denominator = masked_logsumexp(
-                mat.clone(),
-                Some(masks.pos.clone().bool_or(masks.neg)),
-                false,
-            );
-            let log_prob = mat - denominator;
+            let x = constant(masks.mat.clone()).mul_scalar(scale);
+            let x = x.clone() - x.max_dim(1);
+            let rows = x.dims()[0];
+            let candidates = masks.pos.clone().bool_or(masks.neg);
+            let (denominator, softmax) = masked_logsumexp_with_slopes(x.clone(), candidates, false);
+            let log_prob = x - denominator;
             let pos = mask_to_float(masks.pos, &log_prob);
-            let count = pos.clone().sum_dim(1).reshape([rows]);
-            let mean_log_prob_pos = (pos * log_prob).sum_dim(1).reshape([rows])
-                / count.add_scalar(f32::MIN_POSITIVE as f64);
-            mean_log_prob_pos.neg()
+            let count = pos.clone().sum_dim(1);
+            let divisor = count.clone().add_scalar(f32::MIN_POSITIVE as f64);
+            let value = (pos.clone() * log_prob).sum_dim(1).neg() / divisor.clone();
+            // ∂value_i/∂x_ij = (count_i · softmax_ij − pos_ij) / divisor_i.
+            let slopes = (softmax * count - pos) / divisor * scale;
+            let link = (masks.mat * slopes).sum_dim(1);
+            value_with_gradient(value, link).reshape([rows])
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

@@ -6,7 +6,7 @@ use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use pml_core::{
     Distance, IndicesTuple, Reference,
     labels::{matches_and_diffs, pairwise_equal},
-    tensor::{argwhere_2d, int_tensor},
+    tensor::{argwhere_2d, constant, int_tensor},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 
@@ -77,7 +77,7 @@ impl Clone for LastCounts {
 }
 
 /// A miner's inputs after the checks of PML's `BaseMiner.forward`, detached from any autodiff
-/// graph (untracked copies). `ref_emb = None` means the batch is its own reference (self-pairs are excluded).
+/// graph ([`constant`] copies). `ref_emb = None` means the batch is its own reference (self-pairs are excluded).
 pub(crate) struct Batch<B: Backend> {
     pub embeddings: Tensor<B, 2>,
     pub labels: Tensor<B, 1, Int>,
@@ -136,11 +136,11 @@ impl<B: Backend> Batch<B> {
                     "{miner}: `ref_labels` has length {} but `ref_emb` has shape [{m}, {rd}]",
                     rl.dims()[0]
                 );
-                (Some(untracked(r)), Some(rl))
+                (Some(constant(r)), Some(rl))
             }
         };
         Self {
-            embeddings: untracked(embeddings),
+            embeddings: constant(embeddings),
             labels,
             ref_emb,
             ref_labels,
@@ -196,12 +196,6 @@ impl<B: Backend> Batch<B> {
             None => self.embeddings.dims()[0],
         }
     }
-}
-
-/// `x` outside any autodiff graph. Burn's `detach` keeps `require_grad`, so operations on a
-/// detached leaf would still be recorded; an untracked tensor records nothing.
-fn untracked<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    x.set_require_grad(false)
 }
 
 /// An empty Int index list on `device`.

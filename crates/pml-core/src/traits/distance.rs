@@ -27,6 +27,11 @@ pub trait Distance<B: Backend> {
         if self.is_inverted() { y - x } else { x - y }
     }
 
+    /// `∂ margin(x, y) / ∂x`: `1`, or `−1` for similarities.
+    fn margin_slope(&self) -> f64 {
+        if self.is_inverted() { -1.0 } else { 1.0 }
+    }
+
     /// [`margin`](Distance::margin) with a constant on the right: `x - c`, or `c - x`.
     fn margin_to<const D: usize>(&self, x: Tensor<B, D>, c: f64) -> Tensor<B, D> {
         if self.is_inverted() {
