@@ -1,4 +1,4 @@
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
 use crate::tensor::int_tensor;
 
@@ -120,6 +120,33 @@ impl<B: Backend> IndicesTuple<B> {
         match self {
             Self::Pairs { .. } => 0,
             Self::Triplets { a, .. } => a.dims()[0],
+        }
+    }
+
+    /// The tuple with only the positive pairs (for triplets, the triplets) for which
+    /// `keep(anchors, positives)` is true; negative pairs are unchanged.
+    ///
+    /// # Shapes
+    /// `keep` gets the `[k]` anchors and positives and returns a `[k]` mask.
+    pub fn retain_positives(
+        self,
+        keep: impl FnOnce(&Tensor<B, 1, Int>, &Tensor<B, 1, Int>) -> Tensor<B, 1, Bool>,
+    ) -> Self {
+        let kept =
+            |a: &Tensor<B, 1, Int>, p: &Tensor<B, 1, Int>| keep(a, p).argwhere().reshape([-1]);
+        match self {
+            Self::Pairs { a1, p, a2, n } => {
+                let k = kept(&a1, &p);
+                Self::pairs(a1.select(0, k.clone()), p.select(0, k), a2, n)
+            }
+            Self::Triplets { a, p, n } => {
+                let k = kept(&a, &p);
+                Self::triplets(
+                    a.select(0, k.clone()),
+                    p.select(0, k.clone()),
+                    n.select(0, k),
+                )
+            }
         }
     }
 

@@ -7,23 +7,7 @@ use pml_core::{IndicesTuple, Miner, Reference, labels::all_pairs};
 /// PML's `remove_self_comparisons` for a reference set that starts with the batch itself:
 /// drops the positive pairs (or triplets) whose anchor and positive are the same row.
 pub(crate) fn drop_self_pairs<B: Backend>(tuple: IndicesTuple<B>) -> IndicesTuple<B> {
-    let keep = |a: &Tensor<B, 1, Int>, p: &Tensor<B, 1, Int>| {
-        a.clone().not_equal(p.clone()).argwhere().reshape([-1])
-    };
-    match tuple {
-        IndicesTuple::Pairs { a1, p, a2, n } => {
-            let k = keep(&a1, &p);
-            IndicesTuple::pairs(a1.select(0, k.clone()), p.select(0, k), a2, n)
-        }
-        IndicesTuple::Triplets { a, p, n } => {
-            let k = keep(&a, &p);
-            IndicesTuple::triplets(
-                a.select(0, k.clone()),
-                p.select(0, k.clone()),
-                n.select(0, k),
-            )
-        }
-    }
+    tuple.retain_positives(|a, p| a.clone().not_equal(p.clone()))
 }
 
 /// The efficient mode's tuples: this peer's anchors (`[n]` labels) against the gathered

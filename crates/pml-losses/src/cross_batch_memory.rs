@@ -347,7 +347,7 @@ impl<B: Backend> CrossBatchMemory<B> {
         bs: usize,
     ) -> IndicesTuple<B> {
         let m = self.memory_size as i64;
-        let keep = |a: &Tensor<B, 1, Int>, p: &Tensor<B, 1, Int>| {
+        tuple.retain_positives(|a, p| {
             let row = p
                 .clone()
                 .sub_scalar(start as i64)
@@ -357,22 +357,8 @@ impl<B: Backend> CrossBatchMemory<B> {
                 .clone()
                 .lower_elem(bs as i64)
                 .bool_and(row.equal(a.clone()));
-            own.bool_not().argwhere().reshape([-1])
-        };
-        match tuple {
-            IndicesTuple::Pairs { a1, p, a2, n } => {
-                let k = keep(&a1, &p);
-                IndicesTuple::pairs(a1.select(0, k.clone()), p.select(0, k), a2, n)
-            }
-            IndicesTuple::Triplets { a, p, n } => {
-                let k = keep(&a, &p);
-                IndicesTuple::triplets(
-                    a.select(0, k.clone()),
-                    p.select(0, k.clone()),
-                    n.select(0, k),
-                )
-            }
-        }
+            own.bool_not()
+        })
     }
 
     /// The inner loss input for a call without enqueue mask (enqueues the batch).
