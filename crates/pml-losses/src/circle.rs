@@ -173,9 +173,103 @@ mod tests {
         assert!(err.to_string().contains("CosineSimilarity"), "{err}");
     }
 
-    // No finite-difference check: the weights α_p, α_n are stop-gradient by definition (paper
-    // and PML), so the autodiff gradient is deliberately not the derivative of the loss value.
-    // The parity cases check it against PML's.
+    /// CircleLoss (AvgNonZero) with its weights `α` frozen at the similarities of `at`, in
+    /// float64 on the host: the function whose derivative at `x = at` the autodiff gradient
+    /// is, since `α` is not differentiated (paper and PML).
+    fn loss_with_frozen_weights(x: &[f64], at: &[f64], labels: &[i64], m: f64, gamma: f64) -> f64 {
+        let n = labels.len();
+        let d = x.len() / n;
+        let sims = |v: &[f64]| {
+            let unit: Vec<Vec<f64>> = v
+                .chunks(d)
+                .map(|r| {
+                    let norm = r.iter().map(|a| a * a).sum::<f64>().sqrt();
+                    r.iter().map(|a| a / norm).collect()
+                })
+                .collect();
+            let dot = |i: usize, j: usize| -> f64 {
+                unit[i].iter().zip(&unit[j]).map(|(a, b)| a * b).sum()
+            };
+            (0..n)
+                .map(|i| (0..n).map(|j| dot(i, j)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let (s, s0) = (sims(x), sims(at));
+        let lse = |v: &[f64]| {
+            let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            top + v.iter().map(|a| (a - top).exp()).sum::<f64>().ln()
+        };
+        let (mut total, mut count) = (0.0, 0);
+        for i in 0..n {
+            let (mut pos, mut neg) = (Vec::new(), Vec::new());
+            for j in (0..n).filter(|&j| j != i) {
+                if labels[j] == labels[i] {
+                    let alpha = (1.0 + m - s0[i][j]).max(0.0);
+                    pos.push(-gamma * alpha * (s[i][j] - (1.0 - m)));
+                } else {
+                    let alpha = (s0[i][j] + m).max(0.0);
+                    neg.push(gamma * alpha * (s[i][j] - m));
+                }
+            }
+            if pos.is_empty() || neg.is_empty() {
+                continue;
+            }
+            let z = lse(&pos) + lse(&neg);
+            let softplus = z.max(0.0) + (-z.abs()).exp().ln_1p();
+            if softplus > 0.0 {
+                total += softplus;
+                count += 1;
+            }
+        }
+        total / count as f64
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_with_frozen_weights() {
+        use crate::gradcheck::{B64, Differences, assert_smooth_gradient, uniform};
+        use burn::tensor::{DType, TensorData};
+        let labels = [0, 0, 1, 1, 2, 2, 0, 1];
+        let (n, d, h) = (labels.len(), 4, 1e-6);
+        let device = Default::default();
+        for (m, gamma) in [(0.4, 80.0), (0.25, 4.0)] {
+            let loss = CircleLossConfig::new().with_m(m).with_gamma(gamma).init();
+            for seed in [1, 2, 3] {
+                let x = uniform(n * d, seed);
+                let emb = Tensor::<B64, 2>::from_data(
+                    TensorData::new(x.clone(), [n, d]),
+                    (&device, DType::F64),
+                )
+                .require_grad();
+                let out = loss.forward(LossInput::new(
+                    emb.clone(),
+                    pml_core::tensor::int_tensor(&labels, &device),
+                ));
+                let analytic = pml_core::tensor::float_vec(emb.grad(&out.backward()).unwrap());
+                let value = loss_with_frozen_weights(&x, &x, &labels, m, gamma);
+                let at = |i: usize, step: f64| {
+                    let mut moved = x.clone();
+                    moved[i] += step;
+                    loss_with_frozen_weights(&moved, &x, &labels, m, gamma)
+                };
+                let diff = Differences {
+                    value,
+                    analytic,
+                    forward: (0..n * d).map(|i| (at(i, h) - value) / h).collect(),
+                    backward: (0..n * d).map(|i| (value - at(i, -h)) / h).collect(),
+                };
+                let scale =
+                    assert_smooth_gradient(&diff, &format!("m {m}, γ {gamma}, seed {seed}"));
+                assert!(scale > 1e-8, "no gradient");
+                // The oracle is the loss itself: same value as the autodiff forward pass.
+                let got: f64 = out.into_scalar();
+                assert!(
+                    (got - value).abs() <= 1e-12 * value.abs().max(1.0),
+                    "{got} vs {value}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn weights_are_not_differentiated() {
         let device = Default::default();

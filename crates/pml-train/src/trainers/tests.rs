@@ -503,35 +503,44 @@ fn a_checkpoint_metric_that_is_not_computed_is_an_error() {
     assert!(err.to_string().contains("checkpoint_metric"), "{err}");
 }
 
-/// A triplet loss that is NaN at its `kill_at`-th call (from 0): with
-/// [`NonFinitePolicy::Stop`] the run stops there, mid-epoch, as a killed process would, and
-/// burn-train writes no checkpoint for the unfinished epoch.
+/// A triplet loss that, at its `block_at`-th call (from 0), writes the file `marker` and
+/// blocks forever: the process is alive in the middle of a training step when the kill test
+/// kills it.
 #[derive(Module, Debug, Clone)]
-struct KillAt {
+struct BlockAt {
     inner: pml_losses::TripletMarginLoss,
     #[module(skip)]
     calls: Arc<std::sync::atomic::AtomicUsize>,
-    kill_at: usize,
+    block_at: usize,
+    #[module(skip)]
+    marker: std::path::PathBuf,
 }
 
-impl KillAt {
-    fn new(kill_at: usize) -> Self {
+impl BlockAt {
+    fn new(block_at: usize, marker: std::path::PathBuf) -> Self {
         Self {
             inner: triplet(),
             calls: Arc::default(),
-            kill_at,
+            block_at,
+            marker,
         }
+    }
+
+    fn never() -> Self {
+        Self::new(usize::MAX, std::path::PathBuf::new())
     }
 }
 
-impl<B: Backend> MetricLoss<B> for KillAt {
+impl<B: Backend> MetricLoss<B> for BlockAt {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         let call = self
             .calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if call == self.kill_at {
-            let nan = input.embeddings.clone().sum().mul_scalar(f64::NAN);
-            return LossTerms::new().with(LossTerm::already_reduced("loss", nan));
+        if call == self.block_at {
+            std::fs::write(&self.marker, b"blocked").expect("the marker file is written");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
         }
         self.inner.forward_terms(input)
     }
@@ -552,17 +561,23 @@ fn weights<B: Backend>(net: &Net<B>) -> Vec<f32> {
     .collect()
 }
 
+/// Set in the child process of the kill test: the folder it trains in.
+const KILL_CHILD: &str = "PML_TRAIN_KILL_TEST_CHILD";
+
+/// A training process killed (SIGKILL, mid-step) and resumed from its last checkpoint ends with
+/// the model of an uninterrupted run: the test runs itself as a child process (`KILL_CHILD`
+/// set), which trains until the 6th step of epoch 3 and blocks there; the parent kills it, then
+/// resumes from epoch 2's checkpoint in its folder.
 #[test]
 fn a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_model() {
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
     let device = Default::default();
-    TB::seed(&device, 21);
-    let net = Net::<TB>::new(8, &device);
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let steps_per_epoch = 512 / 32;
-    let run = |kill_at: usize, resume_from: Option<usize>, dir: &std::path::Path| {
+    let run = |net: Net<TB>, loss: BlockAt, resume_from: Option<usize>, dir: &std::path::Path| {
         // Fresh loaders with the same seed: a resumed process rebuilds its loaders too.
         let (train, valid, _) = loaders(21);
-        let trainer = MetricLossOnly::new(net.clone(), KillAt::new(kill_at))
-            .with_non_finite(NonFinitePolicy::Stop);
+        let trainer = MetricLossOnly::new(net, loss);
         fit(
             trainer,
             AdamConfig::new().init(),
@@ -574,19 +589,70 @@ fn a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_model() {
         )
         .unwrap()
     };
+    if let Some(dir) = std::env::var_os(KILL_CHILD) {
+        let dir = std::path::PathBuf::from(dir);
+        let net = Net::<TB>::new(8, &device)
+            .load_file(dir.join("initial"), &recorder, &device)
+            .expect("the parent saved the initial model");
+        let block = BlockAt::new(2 * steps_per_epoch + 5, dir.join("blocked"));
+        run(net, block, None, &dir);
+        panic!("the child trained to the end instead of blocking");
+    }
+
+    TB::seed(&device, 21);
+    // Burn initialises parameters lazily, and each clone of an uninitialised parameter draws
+    // its own values: load the record of one draw so that every clone (and the saved copy)
+    // holds the same values.
+    let net = Net::<TB>::new(8, &device);
+    let net = net.clone().load_record(net.into_record());
     let whole_dir = tempfile::tempdir().unwrap();
-    let whole = run(usize::MAX, None, whole_dir.path());
+    let whole = run(net.clone(), BlockAt::never(), None, whole_dir.path());
     assert!(whole.stopped.is_none());
 
-    // Killed at the 6th step of epoch 3: epoch 2's checkpoint is the last one written.
+    // The child starts from the same weights, loaded from a file.
     let dir = tempfile::tempdir().unwrap();
-    let killed = run(2 * steps_per_epoch + 5, None, dir.path());
-    assert!(killed.stopped.is_some(), "the run was not interrupted");
+    net.clone()
+        .save_file(dir.path().join("initial"), &recorder)
+        .unwrap();
+    let log = std::fs::File::create(dir.path().join("child.log")).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "trainers::tests::a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_model",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILL_CHILD, dir.path())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let child_log = || std::fs::read_to_string(dir.path().join("child.log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !dir.path().join("blocked").exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the child exited ({status}) before it was killed:\n{}",
+                child_log()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child did not reach epoch 3 in 600 s:\n{}",
+            child_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child was not killed: {status}");
     let checkpoint = |e: usize| dir.path().join(format!("checkpoint/model-{e}.mpk"));
-    assert!(checkpoint(2).exists() && !checkpoint(3).exists());
-    assert_ne!(weights(&killed.model.model), weights(&whole.model.model));
+    assert!(
+        checkpoint(2).exists() && !checkpoint(3).exists(),
+        "killed in epoch 3, the last checkpoint should be epoch 2's"
+    );
 
-    let resumed = run(usize::MAX, Some(2), dir.path());
+    let resumed = run(net, BlockAt::never(), Some(2), dir.path());
     assert!(resumed.stopped.is_none());
     // The same operations on the same values in the same order: equal up to the rounding
     // of reloading f32 weights and Adam moments from the checkpoint (bit-exact in practice;
