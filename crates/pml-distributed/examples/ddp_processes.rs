@@ -1,10 +1,10 @@
 //! Data-parallel metric learning with peers in separate processes (one per machine in a real
-//! run), through burn-collective's global orchestrator. Needs the `orchestrator` feature.
+//! run), through burn-collective's global orchestrator.
 //!
 //! Two processes on localhost, plus the orchestrator (three terminals, or `&`):
 //!
 //! ```text
-//! cargo build -p pml-distributed --features orchestrator --example ddp_processes
+//! cargo build -p pml-distributed --example ddp_processes
 //! EX=$CARGO_TARGET_DIR/debug/examples/ddp_processes   # target/debug/... by default
 //! $EX orchestrator --port 3000 &
 //! $EX peer --rank 0 --world-size 2 --orchestrator ws://localhost:3000 --node-address ws://localhost:3001 --data-port 3001 &

@@ -59,8 +59,7 @@ pub use error::DistributedError;
 pub use gather::{Gathered, MAX_ABS_LABEL, all_gather};
 pub use peer_group::{DEFAULT_TIMEOUT, GlobalConfig, PeerGroup, PeerGroupConfig};
 
-/// burn-collective's global orchestrator, for runs over several processes (feature
-/// `orchestrator`): run `start_global_orchestrator(port).await` in one process that every
-/// peer's [`GlobalConfig::orchestrator`] points to.
-#[cfg(feature = "orchestrator")]
+/// burn-collective's global orchestrator, for runs over several processes: run
+/// `start_global_orchestrator(port).await` in one process that every peer's
+/// [`GlobalConfig::orchestrator`] points to.
 pub use burn_collective::start_global_orchestrator;

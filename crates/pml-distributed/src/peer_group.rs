@@ -25,7 +25,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// Every process of the run passes the same `num_nodes` and `orchestrator`, its own
 /// `node_address` and `data_service_port`; the global orchestrator is a separate process
-/// (`burn_collective::start_global_orchestrator`, the `orchestrator` feature of this crate).
+/// ([`start_global_orchestrator`](crate::start_global_orchestrator)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalConfig {
     /// Number of processes (nodes) in the run.
