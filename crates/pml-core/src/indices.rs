@@ -1,6 +1,6 @@
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
-use crate::tensor::int_tensor;
+use crate::tensor::{int_tensor, take};
 
 /// Mined tuples, as in PML's `indices_tuple`: Int tensors on the device.
 ///
@@ -137,15 +137,11 @@ impl<B: Backend> IndicesTuple<B> {
         match self {
             Self::Pairs { a1, p, a2, n } => {
                 let k = kept(&a1, &p);
-                Self::pairs(a1.select(0, k.clone()), p.select(0, k), a2, n)
+                Self::pairs(take(a1, k.clone()), take(p, k), a2, n)
             }
             Self::Triplets { a, p, n } => {
                 let k = kept(&a, &p);
-                Self::triplets(
-                    a.select(0, k.clone()),
-                    p.select(0, k.clone()),
-                    n.select(0, k),
-                )
+                Self::triplets(take(a, k.clone()), take(p, k.clone()), take(n, k))
             }
         }
     }

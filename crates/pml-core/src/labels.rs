@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{
     IndicesTuple, LossInput,
     rng::SeededRng,
-    tensor::{int_tensor, int_vec},
+    tensor::{int_tensor, int_vec, take},
 };
 
 /// `out[i, j] = labels[i] == ref_labels[j]`, shape `[n, m]`.
@@ -279,9 +279,9 @@ pub fn pairs_to_triplets<B: Backend>(
     }
     let (i, j) = (int_tensor::<B>(&pi, &device), int_tensor::<B>(&nj, &device));
     IndicesTuple::Triplets {
-        a: a1.select(0, i.clone()),
-        p: p.select(0, i),
-        n: n.select(0, j),
+        a: take(a1, i.clone()),
+        p: take(p, i),
+        n: take(n, j),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Small tensor helpers Burn does not provide, written once for every pml crate.
 
-use burn::tensor::{Bool, FloatDType, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{
+    BasicOps, Bool, Element, FloatDType, Int, Tensor, TensorData, backend::Backend,
+};
 
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
 /// (`i64` on ndarray, `i32` on wgpu).
@@ -51,6 +53,24 @@ pub fn value_with_gradient<B: Backend, const D: usize>(
     value + (link.clone() - constant(link))
 }
 
+/// `values[indices]` for a 1-D tensor (PyTorch's `values[indices]`), differentiably for floats.
+///
+/// The same result as `values.select(0, indices)`, computed as a `gather`: burn-ndarray's
+/// `select` (and its backward, `select_assign`) walks the indices one at a time through
+/// ndarray's axis views, with an allocation per index, which made it the largest cost of the
+/// tuple-based losses and miners; its `gather` is one flat loop, and both are one kernel on the
+/// GPU backends.
+///
+/// # Shapes
+/// - `values`: `[n]`, `indices`: `[k]` with every index `< n`; output `[k]`
+pub fn take<B: Backend, K>(values: Tensor<B, 1, K>, indices: Tensor<B, 1, Int>) -> Tensor<B, 1, K>
+where
+    K: BasicOps<B>,
+    K::Elem: Element,
+{
+    values.gather(0, indices)
+}
+
 /// Gathers `matrix[rows[k], cols[k]]` for every `k`, differentiably.
 ///
 /// # Shapes
@@ -64,7 +84,7 @@ pub fn gather_pairs<B: Backend>(
 ) -> Tensor<B, 1> {
     let [n, m] = matrix.dims();
     let flat = rows.mul_scalar(m as i64).add(cols);
-    matrix.reshape([n * m]).select(0, flat)
+    take(matrix.reshape([n * m]), flat)
 }
 
 /// The indices of the true entries of a 1-D mask, in increasing order.

@@ -5,6 +5,7 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType, math::softplus,
+    tensor::take,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -97,8 +98,8 @@ impl<B: Backend> MetricLoss<B> for NTXentLoss {
                 let (neg_lse, has_neg) =
                     pairs.negatives_logsumexp(pairs.mat.clone().mul_scalar(scale));
                 let pos = pairs.pos.clone().unwrap().mul_scalar(scale);
-                let anchor_lse = neg_lse.select(0, pairs.a1.clone());
-                let anchor_has_neg = has_neg.int().select(0, pairs.a1.clone()).equal_elem(0);
+                let anchor_lse = take(neg_lse, pairs.a1.clone());
+                let anchor_has_neg = take(has_neg.int(), pairs.a1.clone()).equal_elem(0);
                 let losses = softplus(anchor_lse - pos).mask_fill(anchor_has_neg, 0.0);
                 LossTerms::new().with(LossTerm::pos_pair("loss", losses, pairs.a1, pairs.p))
             }

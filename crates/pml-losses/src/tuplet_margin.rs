@@ -6,6 +6,7 @@ use burn::{
 use pml_core::{
     LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     math::{safe_root, softplus},
+    tensor::take,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -114,8 +115,8 @@ impl<B: Backend> MetricLoss<B> for TupletMarginLoss {
                     2.0,
                 );
                 let shifted = pos.mul_scalar(self.margin.cos()) + sin.mul_scalar(self.margin.sin());
-                let anchor_lse = neg_lse.select(0, pairs.a1.clone());
-                let no_neg = has_neg.int().select(0, pairs.a1.clone()).equal_elem(0);
+                let anchor_lse = take(neg_lse, pairs.a1.clone());
+                let no_neg = take(has_neg.int(), pairs.a1.clone()).equal_elem(0);
                 let losses =
                     softplus(anchor_lse - shifted.mul_scalar(self.scale)).mask_fill(no_neg, 0.0);
                 LossTerms::new().with(LossTerm::pos_pair("loss", losses, pairs.a1, pairs.p))

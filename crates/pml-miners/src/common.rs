@@ -6,7 +6,7 @@ use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use pml_core::{
     Distance, IndicesTuple, Reference,
     labels::{matches_and_diffs, pairwise_equal},
-    tensor::{argwhere_2d, constant, int_tensor},
+    tensor::{argwhere_2d, constant, int_tensor, take},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 
@@ -178,11 +178,7 @@ impl<B: Backend> Batch<B> {
 
     /// `[rows, m]`: true where the reference label differs from the label of `rows[k]`.
     pub fn negatives_of(&self, rows: Tensor<B, 1, Int>) -> Tensor<B, 2, Bool> {
-        pairwise_equal(
-            &self.labels.clone().select(0, rows),
-            &self.reference_labels(),
-        )
-        .bool_not()
+        pairwise_equal(&take(self.labels.clone(), rows), &self.reference_labels()).bool_not()
     }
 
     pub fn device(&self) -> B::Device {
@@ -228,8 +224,8 @@ pub(crate) fn triplets_from_pairs<B: Backend>(
             if k.dims()[0] == 0 {
                 continue;
             }
-            a_out.push(a.select(0, k.clone()));
-            p_out.push(pos.select(0, k));
+            a_out.push(take(a, k.clone()));
+            p_out.push(take(pos, k));
             n_out.push(n);
         }
     }

@@ -9,7 +9,7 @@ use burn::{
 };
 use pml_core::{
     Distance, IndicesTuple, Miner, PmlError, Reference,
-    tensor::{gather_pairs, int_tensor, int_vec},
+    tensor::{gather_pairs, int_tensor, int_vec, take},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 
@@ -190,7 +190,7 @@ impl HDCMiner {
             values.sort_with_indices(0)
         };
         let idx = order.slice(0..self.keep_count(num));
-        [anchors.select(0, idx.clone()), others.select(0, idx)]
+        [take(anchors, idx.clone()), take(others, idx)]
     }
 
     /// Keeps the hardest of the pairs where `mask` is true, without listing them all: the

@@ -2,7 +2,7 @@ use burn::{
     config::Config,
     tensor::{ElementConversion, Int, Tensor, TensorData, backend::Backend},
 };
-use pml_core::{LossTerm, ReduceContext, Reducer};
+use pml_core::{LossTerm, ReduceContext, Reducer, tensor::take};
 
 /// Configuration of [`ClassWeightedReducer`], with PML's argument names.
 #[derive(Config, Debug)]
@@ -59,9 +59,9 @@ impl<B: Backend> Reducer<B> for ClassWeightedReducer {
             TensorData::new(self.weights.clone(), [self.weights.len()]),
             (&losses.device(), losses.dtype()),
         );
-        let anchor_labels = labels.select(0, anchors);
+        let anchor_labels = take(labels, anchors);
         check_label_range(&anchor_labels, self.weights.len());
-        let w = weights.select(0, anchor_labels);
+        let w = take(weights, anchor_labels);
         (losses * w).mean()
     }
 }
