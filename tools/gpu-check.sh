@@ -26,7 +26,9 @@ cd "$(dirname "$0")/.."
 dest=target/gpu-check
 
 build() {
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pml-rs/target}"
+    # CI's folder for the GPU features (.ci/run): burn and its dependencies with `wgpu,cuda` are
+    # compiled there already; the ndarray folder has none of them.
+    export CARGO_TARGET_DIR="${PML_GPU_TARGET_DIR:-$HOME/.cache/pml-rs/target-gpu}"
     local log
     log="$(mktemp)"
     # One cargo invocation, so that xtask and the bench share every compiled dependency.
