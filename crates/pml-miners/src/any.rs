@@ -156,7 +156,8 @@ mod tests {
 
     #[test]
     fn every_miner_spec_round_trips() {
-        for name in [
+        // PML's ten miners, all registered (the list other crates iterate over).
+        let pml = [
             "AngularMiner",
             "BatchEasyHardMiner",
             "BatchHardMiner",
@@ -167,7 +168,9 @@ mod tests {
             "PairMarginMiner",
             "TripletMarginMiner",
             "UniformHistogramMiner",
-        ] {
+        ];
+        assert_eq!(MinerConfig::PML_NAMES, pml);
+        for name in pml {
             let c: MinerConfig =
                 serde_json::from_str(&format!(r#"{{"name": "{name}", "params": {{}}}}"#)).unwrap();
             assert_eq!(c.pml_name(), name);

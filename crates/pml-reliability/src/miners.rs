@@ -11,26 +11,15 @@ use crate::{
 };
 
 fn miners() -> Vec<(String, Result<AnyMiner, PmlError>)> {
-    [
-        "AngularMiner",
-        "BatchEasyHardMiner",
-        "BatchHardMiner",
-        "DistanceWeightedMiner",
-        "EmbeddingsAlreadyPackagedAsTriplets",
-        "HDCMiner",
-        "MultiSimilarityMiner",
-        "PairMarginMiner",
-        "TripletMarginMiner",
-        "UniformHistogramMiner",
-    ]
-    .into_iter()
-    .map(|name| {
-        let built = serde_json::from_value::<MinerConfig>(json!({"name": name, "params": {}}))
-            .map_err(|e| PmlError::invalid_input("spec", e.to_string()))
-            .and_then(|c| c.try_init());
-        (name.to_string(), built)
-    })
-    .collect()
+    MinerConfig::PML_NAMES
+        .iter()
+        .map(|&name| {
+            let built = serde_json::from_value::<MinerConfig>(json!({"name": name, "params": {}}))
+                .map_err(|e| PmlError::invalid_input("spec", e.to_string()))
+                .and_then(|c| c.try_init());
+            (name.to_string(), built)
+        })
+        .collect()
 }
 
 /// Checks that every tuple indexes into the batch (anchors) and the reference (the others), and

@@ -167,19 +167,7 @@ mod tests {
             name: name.to_string(),
             params: Value::Object(Default::default()),
         };
-        let miners = [
-            "AngularMiner",
-            "BatchEasyHardMiner",
-            "BatchHardMiner",
-            "DistanceWeightedMiner",
-            "EmbeddingsAlreadyPackagedAsTriplets",
-            "HDCMiner",
-            "MultiSimilarityMiner",
-            "PairMarginMiner",
-            "TripletMarginMiner",
-            "UniformHistogramMiner",
-        ];
-        for miner_name in miners {
+        for miner_name in MinerConfig::PML_NAMES {
             let miner = MinerConfig::from_spec(&spec(miner_name)).unwrap().init();
             for loss_name in [
                 "ContrastiveLoss",
