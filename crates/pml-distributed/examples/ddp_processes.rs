@@ -78,19 +78,16 @@ fn main() {
             data_port,
             timeout,
         } => {
-            let config = PeerGroupConfig {
+            let config = PeerGroupConfig::process(
                 rank,
-                world_size,
-                local_peers: 1,
-                timeout: Duration::from_secs(timeout),
-                global: None,
-            }
-            .with_global(GlobalConfig {
-                num_nodes: world_size as u32,
-                orchestrator,
-                node_address,
-                data_service_port: data_port,
-            });
+                GlobalConfig {
+                    num_nodes: world_size as u32,
+                    orchestrator,
+                    node_address,
+                    data_service_port: data_port,
+                },
+            )
+            .with_timeout(Duration::from_secs(timeout));
             let run = || -> Result<f64, pml_distributed::DistributedError> {
                 let group = PeerGroup::register::<NdArray>(config, &Default::default())?;
                 let net = common::train(group.clone())?;

@@ -68,6 +68,18 @@ impl PeerGroupConfig {
         }
     }
 
+    /// Peer `rank` of a run with one peer per process (`global.num_nodes` processes), with
+    /// [`DEFAULT_TIMEOUT`].
+    pub fn process(rank: usize, global: GlobalConfig) -> Self {
+        Self {
+            rank,
+            world_size: global.num_nodes as usize,
+            local_peers: 1,
+            timeout: DEFAULT_TIMEOUT,
+            global: Some(global),
+        }
+    }
+
     /// The same with another timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -222,19 +222,16 @@ fn process_peer(spec: &str) {
     };
     let (rank, port): (usize, u16) = (rank.parse().unwrap(), port.parse().unwrap());
     let world = 2;
-    let config = PeerGroupConfig {
+    let config = PeerGroupConfig::process(
         rank,
-        world_size: world,
-        local_peers: 1,
-        timeout: Duration::from_secs(60),
-        global: None,
-    }
-    .with_global(GlobalConfig {
-        num_nodes: world as u32,
-        orchestrator: format!("ws://127.0.0.1:{orchestrator}"),
-        node_address: format!("ws://127.0.0.1:{port}"),
-        data_service_port: port,
-    });
+        GlobalConfig {
+            num_nodes: world as u32,
+            orchestrator: format!("ws://127.0.0.1:{orchestrator}"),
+            node_address: format!("ws://127.0.0.1:{port}"),
+            data_service_port: port,
+        },
+    )
+    .with_timeout(Duration::from_secs(60));
     let group = PeerGroup::register::<burn::backend::NdArray>(config, &Default::default()).unwrap();
     let mut dp = DataParallel::new(
         trainer(fixed_net(), group.clone(), true),
