@@ -34,7 +34,7 @@ pub use indices::IndicesTuple;
 pub use input::{LossInput, Reference};
 pub use terms::{LossTerm, LossTerms, ReductionType, TermIndices};
 pub use traits::{
-    distance::Distance,
+    distance::{DetachedMatrix, Distance, GramForm, GramInputs},
     loss::MetricLoss,
     miner::Miner,
     reducer::{ReduceContext, Reducer},

@@ -19,6 +19,19 @@ pub fn matmul<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 2> {
     a.matmul(b)
 }
 
+/// Squared Euclidean distances from inner products: `‖a_i‖² + ‖b_j‖² − 2 G_ij`, clamped at
+/// zero (rounding can make it slightly negative).
+///
+/// # Shapes
+/// - `gram`: `[n, m]`, `a_sq`: `[n, 1]`, `b_sq_t`: `[1, m]`; output `[n, m]`
+pub fn squared_distances<B: Backend>(
+    gram: Tensor<B, 2>,
+    a_sq: Tensor<B, 2>,
+    b_sq_t: Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    (gram.mul_scalar(-2.0) + a_sq + b_sq_t).clamp_min(0.0)
+}
+
 /// Softplus `log(1 + exp(x))`, computed as `max(x, 0) + log1p(exp(-|x|))` so that it neither
 /// overflows for large `x` nor loses precision for very negative `x`.
 pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -109,11 +122,12 @@ pub fn masked_logsumexp<B: Backend>(
         Some(k) => x.mask_fill(k.clone().bool_not(), f64::NEG_INFINITY),
         None => x,
     };
-    let max = masked.clone().max_dim(1);
+    // The shift is a constant: any value gives the same result and gradient.
+    let max = constant(masked.clone()).max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
     // Rows where everything is masked have max = -inf: shift by 0 instead.
     let empty_max = max.clone().equal_elem(f64::NEG_INFINITY);
-    let max = max.mask_fill(empty_max, 0.0).detach();
+    let max = max.mask_fill(empty_max, 0.0);
     let mut sum = (masked - max.clone()).exp().sum_dim(1);
     if add_one {
         sum = sum + max.clone().neg().exp();

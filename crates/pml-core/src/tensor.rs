@@ -92,23 +92,42 @@ pub fn gather_pairs<B: Backend>(
 /// Like Burn's `argwhere`, this reads the mask back from the device once: use it for the
 /// final list of selected indices, not inside a loop.
 pub fn argwhere_1d<B: Backend>(mask: Tensor<B, 1, Bool>) -> Tensor<B, 1, Int> {
-    let coords = mask.argwhere();
-    let k = coords.dims()[0];
-    coords.reshape([k])
+    let n = mask.dims()[0];
+    let [_, indices] = argwhere_2d(mask.reshape([1, n]));
+    indices
 }
 
 /// The `(row, column)` indices of the true entries of a 2-D mask, in row-major order
 /// (PyTorch's `torch.where(mask)`).
 ///
 /// Like Burn's `argwhere`, this reads the mask back from the device once: use it for the
-/// final list of selected pairs, not inside a loop.
+/// final list of selected pairs, not inside a loop. (Burn 0.21's `argwhere` allocates two
+/// vectors per true entry on the host; this writes the two index lists directly.)
 pub fn argwhere_2d<B: Backend>(mask: Tensor<B, 2, Bool>) -> [Tensor<B, 1, Int>; 2] {
-    let coords = mask.argwhere();
-    let k = coords.dims()[0];
-    [
-        coords.clone().slice([0..k, 0..1]).reshape([k]),
-        coords.slice([0..k, 1..2]).reshape([k]),
-    ]
+    let [_, m] = mask.dims();
+    let device = mask.device();
+    let data = mask.into_data();
+    let (mut rows, mut cols) = (Vec::new(), Vec::new());
+    let mut push = |k: usize| {
+        rows.push((k / m) as i64);
+        cols.push((k % m) as i64);
+    };
+    match data.as_slice::<bool>() {
+        Ok(flags) => flags
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v)
+            .for_each(|(k, _)| push(k)),
+        Err(_) => data
+            .iter::<bool>()
+            .enumerate()
+            .filter(|(_, v)| *v)
+            .for_each(|(k, _)| push(k)),
+    }
+    [rows, cols].map(|v| {
+        let k = v.len();
+        Tensor::from_data(TensorData::new(v, [k]), &device)
+    })
 }
 
 #[cfg(test)]

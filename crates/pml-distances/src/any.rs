@@ -1,5 +1,5 @@
 use burn::tensor::{Tensor, backend::Backend};
-use pml_core::{Distance, PmlError};
+use pml_core::{Distance, GramInputs, PmlError};
 
 use crate::{
     CosineSimilarity, CosineSimilarityConfig, DotProductSimilarity, DotProductSimilarityConfig,
@@ -121,6 +121,19 @@ impl<B: Backend> Distance<B> for AnyDistance {
             Self::Cosine(d) => Distance::<B>::is_inverted(d),
             Self::DotProduct(d) => Distance::<B>::is_inverted(d),
             Self::Snr(d) => Distance::<B>::is_inverted(d),
+        }
+    }
+
+    fn gram_inputs(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> Option<GramInputs<B>> {
+        match self {
+            Self::Lp(d) => d.gram_inputs(query, reference),
+            Self::Cosine(d) => d.gram_inputs(query, reference),
+            Self::DotProduct(d) => d.gram_inputs(query, reference),
+            Self::Snr(d) => d.gram_inputs(query, reference),
         }
     }
 }

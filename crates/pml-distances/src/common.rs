@@ -80,7 +80,7 @@ pub(crate) fn squared_euclidean<B: Backend>(
     let b = b.unwrap_or_else(|| a.clone());
     let b_sq = b.clone().powi_scalar(2).sum_dim(1).transpose();
     let d2 =
-        (pml_core::math::matmul(a, b.transpose()).mul_scalar(-2.0) + a_sq + b_sq).clamp_min(0.0);
+        pml_core::math::squared_distances(pml_core::math::matmul(a, b.transpose()), a_sq, b_sq);
     if is_self {
         let n = d2.dims()[0];
         let device = d2.device();
@@ -88,6 +88,18 @@ pub(crate) fn squared_euclidean<B: Backend>(
     } else {
         d2
     }
+}
+
+/// Whether the query, the reference or the width is empty: [`Distance::detached`] then
+/// declines (the caller's `forward` handles these).
+///
+/// [`Distance::detached`]: pml_core::Distance::detached
+pub(crate) fn has_empty_side<B: Backend>(
+    query: &Tensor<B, 2>,
+    reference: Option<&Tensor<B, 2>>,
+) -> bool {
+    let [n, d] = query.dims();
+    n == 0 || d == 0 || reference.is_some_and(|r| r.dims()[0] == 0)
 }
 
 /// The `[n, m]` matrix of an empty query or reference (`n = 0` or `m = 0`), or `None`: Burn's

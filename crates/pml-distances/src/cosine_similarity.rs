@@ -2,7 +2,7 @@ use burn::{
     config::Config,
     tensor::{Tensor, backend::Backend},
 };
-use pml_core::Distance;
+use pml_core::{Distance, GramInputs};
 
 use crate::{DotProductSimilarity, common::BaseOptions};
 
@@ -52,6 +52,14 @@ impl<B: Backend> Distance<B> for CosineSimilarity {
 
     fn is_inverted(&self) -> bool {
         true
+    }
+
+    fn gram_inputs(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> Option<GramInputs<B>> {
+        self.inner.gram_inputs(query, reference)
     }
 }
 

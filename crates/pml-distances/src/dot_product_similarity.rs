@@ -2,9 +2,9 @@ use burn::{
     config::Config,
     tensor::{Tensor, backend::Backend},
 };
-use pml_core::Distance;
+use pml_core::{Distance, GramForm, GramInputs};
 
-use crate::common::{BaseOptions, check_widths, empty_matrix};
+use crate::common::{BaseOptions, check_widths, empty_matrix, has_empty_side};
 
 /// Configuration of [`DotProductSimilarity`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -70,6 +70,25 @@ impl<B: Backend> Distance<B> for DotProductSimilarity {
 
     fn is_inverted(&self) -> bool {
         true
+    }
+
+    /// The inner form, on the (optionally normalized) rows.
+    fn gram_inputs(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> Option<GramInputs<B>> {
+        if has_empty_side(&query, reference.as_ref()) {
+            return None;
+        }
+        check_widths("DotProductSimilarity", &query, reference.as_ref());
+        let o = &self.options;
+        let form = GramForm::Inner { power: o.power };
+        Some(GramInputs::new(
+            o.maybe_normalize(query),
+            reference.map(|r| o.maybe_normalize(r)),
+            form,
+        ))
     }
 }
 

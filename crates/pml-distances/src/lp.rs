@@ -2,9 +2,11 @@ use burn::{
     config::Config,
     tensor::{Tensor, backend::Backend},
 };
-use pml_core::{Distance, math::safe_root};
+use pml_core::{Distance, GramForm, GramInputs, math::safe_root};
 
-use crate::common::{BaseOptions, check_widths, diagonal, empty_matrix, squared_euclidean};
+use crate::common::{
+    BaseOptions, check_widths, diagonal, empty_matrix, has_empty_side, squared_euclidean,
+};
 
 /// Configuration of [`LpDistance`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -113,6 +115,25 @@ impl<B: Backend> Distance<B> for LpDistance {
 
     fn is_inverted(&self) -> bool {
         false
+    }
+
+    /// For `p = 2`: the Euclidean form, on the (optionally normalized) rows.
+    fn gram_inputs(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> Option<GramInputs<B>> {
+        let o = &self.options;
+        if o.p != 2.0 || has_empty_side(&query, reference.as_ref()) {
+            return None;
+        }
+        check_widths("LpDistance", &query, reference.as_ref());
+        let form = GramForm::Euclidean { power: o.power };
+        Some(GramInputs::new(
+            o.maybe_normalize(query),
+            reference.map(|r| o.maybe_normalize(r)),
+            form,
+        ))
     }
 }
 

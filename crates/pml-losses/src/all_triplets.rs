@@ -5,19 +5,22 @@
 //! blocks of a fixed memory budget instead: each anchor's positives are gathered (padded to the
 //! largest class, with a validity mask) and compared with the whole distance row, on constants.
 //!
-//! The gradient flows through one `[n, m]` product: every triplet's loss `f(v)` with
+//! The gradient flows through the distance matrix `D` once: every triplet's loss `f(v)` with
 //! `v = margin(d_ap, d_an) + m` has `∂f/∂d_ap = f'(v)·s` and `∂f/∂d_an = −f'(v)·s`, so the
 //! reduced loss has the gradient of `margin(Σ Gp ⊙ D, Σ Gn ⊙ D)`, where `Gp[a, j]` (`Gn`)
-//! adds up `f'(v)` over the kept triplets that use `(a, j)` as their positive (negative) pair.
-//! Its value is replaced by the exact sum of the kept losses (`S − S_const + value`, where
-//! `S − S_const` is exactly zero), so values and gradients equal those of the listed triplets.
+//! adds up `f'(v)` over the kept triplets that use `(a, j)` as their positive (negative) pair;
+//! it is attached with the matrix's link ([`DetachedMatrix::link_rows`]), and the value is the
+//! exact sum of the kept losses ([`value_with_gradient`]), so values and gradients equal those
+//! of the listed triplets.
+//!
+//! [`DetachedMatrix::link_rows`]: pml_core::DetachedMatrix::link_rows
 
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, activation::relu, backend::Backend};
 use pml_core::{
     Distance, LossInput,
     labels::matches_and_diffs,
     math::{logistic, softplus},
-    tensor::{constant, int_vec, mask_to_float, value_with_gradient},
+    tensor::{int_vec, mask_to_float, value_with_gradient},
 };
 use pml_reducers::TotalsReduction;
 
@@ -97,9 +100,12 @@ impl TripletHinge {
         rule: TotalsReduction,
     ) -> Tensor<B, 1> {
         let dist = &slots.distance;
-        let mat = slots.distance_matrix(input);
-        let [n, m] = mat.dims();
-        let dc = constant(mat.clone());
+        let matrix = dist.detached_matrix(
+            input.embeddings.clone(),
+            input.reference.as_ref().map(|r| r.embeddings.clone()),
+        );
+        let dc = matrix.mat().clone();
+        let [n, m] = dc.dims();
         let (pos_idx, pos_valid, p) = padded_positives(input, &dc);
         if p == 0 || m == 0 {
             return input.embeddings.clone().mul_scalar(0.0).sum();
@@ -196,8 +202,8 @@ impl TripletHinge {
             Some(acc) => Tensor::cat(gn_rows, 0) + acc,
             None => Tensor::cat(gn_rows, 0),
         };
-        let s = dist.margin((gp * mat.clone()).sum(), (gn * mat).sum());
-        let total = value_with_gradient(value, s);
+        let slopes = (gp - gn).mul_scalar(Distance::<B>::margin_slope(dist));
+        let total = value_with_gradient(value, matrix.link_rows(slopes).sum());
         let count = match rule.kept(&triplets.zeros_like()) {
             None => triplets,
             // The padding entries (all of `n·p·m` that are not triplets) have a zero loss.

@@ -11,7 +11,10 @@ use pml_core::{
 use pml_distances::{AnyDistance, DistanceConfig};
 use pml_reducers::{AnyReducer, ReducerConfig, TotalsReduction};
 
-use crate::regularizers::{AnyRegularizer, RegularizerConfig};
+use crate::{
+    generic_pair::PairMasks,
+    regularizers::{AnyRegularizer, RegularizerConfig},
+};
 
 /// Name of the embedding-regularization term, as in PML.
 pub(crate) const EMBEDDING_REG_LOSS: &str = "embedding_reg_loss";
@@ -148,11 +151,10 @@ impl<B: Backend> MaskedTotals<B> {
     /// Adds the hinge losses `[v]₊` at the true entries of `mask` that the rule keeps.
     ///
     /// # Shapes
-    /// `mat` (differentiable), `v` (a constant computed from `mat`, `∂v/∂mat = slope`), `mask`:
-    /// all `[b, m]`
+    /// `v` (a constant computed from `masks.mat`, `∂v/∂mat = slope`), `mask`: both `[b, m]`
     pub fn add_hinge(
         &mut self,
-        mat: Tensor<B, 2>,
+        masks: &PairMasks<B>,
         v: Tensor<B, 2>,
         slope: f64,
         mask: Tensor<B, 2, Bool>,
@@ -173,7 +175,7 @@ impl<B: Backend> MaskedTotals<B> {
         };
         self.count = self.count.clone() + kept_float.clone().sum();
         self.total = self.total.clone() + (losses * kept_float).sum();
-        self.link = self.link.clone() + (mat * moving).sum().mul_scalar(slope);
+        self.link = self.link.clone() + masks.link_rows(moving.mul_scalar(slope)).sum();
     }
 
     /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`.

@@ -6,7 +6,7 @@ use burn::{
 use pml_core::{
     LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     math::{logistic, masked_logsumexp_with_slopes, softplus},
-    tensor::{constant, value_with_gradient},
+    tensor::value_with_gradient,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -104,7 +104,7 @@ impl<B: Backend> MetricLoss<B> for CircleLoss {
         // graph (the weights α are constants in PML too); the gradient reaches the row through
         // `Σ_j slopes_ij · s_ij`.
         let row_losses = |masks: PairMasks<B>| {
-            let s = constant(masks.mat.clone());
+            let s = masks.mat.clone();
             let rows = s.dims()[0];
             let alpha_p = relu(s.clone().neg().add_scalar(1.0 + self.m)).mul_scalar(-self.gamma);
             let alpha_n = relu(s.clone().add_scalar(self.m)).mul_scalar(self.gamma);
@@ -117,14 +117,13 @@ impl<B: Backend> MetricLoss<B> for CircleLoss {
                 .any_dim(1)
                 .bool_and(masks.neg.clone().any_dim(1))
                 .bool_not();
-            let (lse_p, w_p) = masked_logsumexp_with_slopes(logit_p, masks.pos, false);
-            let (lse_n, w_n) = masked_logsumexp_with_slopes(logit_n, masks.neg, false);
+            let (lse_p, w_p) = masked_logsumexp_with_slopes(logit_p, masks.pos.clone(), false);
+            let (lse_n, w_n) = masked_logsumexp_with_slopes(logit_n, masks.neg.clone(), false);
             let z = lse_p + lse_n;
             let value = softplus(z.clone()).mask_fill(lacking.clone(), 0.0);
             let outer = logistic(z).mask_fill(lacking, 0.0);
             let slopes = (w_p * alpha_p + w_n * alpha_n) * outer;
-            let link = (masks.mat * slopes).sum_dim(1);
-            value_with_gradient(value, link).reshape([rows])
+            value_with_gradient(value.reshape([rows]), masks.link_rows(slopes))
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

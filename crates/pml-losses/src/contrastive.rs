@@ -3,9 +3,7 @@ use burn::{
     module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
-use pml_core::{
-    Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType, tensor::constant,
-};
+use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType};
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
@@ -156,11 +154,10 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
         let mut neg_totals = MaskedTotals::new(neg_rule, &input.embeddings);
         let slope = Distance::<B>::margin_slope(d);
         let (_, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
-            let dc = constant(masks.mat.clone());
-            let pos = d.margin_to(dc.clone(), self.pos_margin);
-            let neg = d.margin_from(self.neg_margin, dc);
-            pos_totals.add_hinge(masks.mat.clone(), pos, slope, masks.pos);
-            neg_totals.add_hinge(masks.mat, neg, -slope, masks.neg);
+            let pos = d.margin_to(masks.mat.clone(), self.pos_margin);
+            let neg = d.margin_from(self.neg_margin, masks.mat.clone());
+            pos_totals.add_hinge(&masks, pos, slope, masks.pos.clone());
+            neg_totals.add_hinge(&masks, neg, -slope, masks.neg.clone());
         })
         .expect("labels without indices tuple");
         let loss = pos_totals.reduce() + neg_totals.reduce();

@@ -5,7 +5,8 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::masked_logsumexp,
+    math::masked_logsumexp_with_slopes,
+    tensor::{mask_to_float, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -101,19 +102,26 @@ impl<B: Backend> MetricLoss<B> for GeneralizedLiftedStructureLoss {
     fn forward_terms(&self, input: &LossInput<B>) -> LossTerms<B> {
         input.validate();
         let d = &self.slots.distance;
+        let slope = Distance::<B>::margin_slope(d);
+        // Each anchor's loss and its derivatives w.r.t. its distance row, off the autodiff
+        // graph: `w⁺ − w⁻` (the softmax weights of the two log-sum-exps) where the loss is
+        // positive.
         let row_losses = |masks: PairMasks<B>| {
             let rows = masks.mat.dims()[0];
-            let pos = masked_logsumexp(
+            let (pos, w_pos) = masked_logsumexp_with_slopes(
                 d.margin_to(masks.mat.clone(), self.pos_margin),
-                Some(masks.pos),
+                masks.pos.clone(),
                 false,
             );
-            let neg = masked_logsumexp(
-                Distance::<B>::margin_from(d, self.neg_margin, masks.mat),
-                Some(masks.neg),
+            let (neg, w_neg) = masked_logsumexp_with_slopes(
+                Distance::<B>::margin_from(d, self.neg_margin, masks.mat.clone()),
+                masks.neg.clone(),
                 false,
             );
-            relu(pos + neg).reshape([rows])
+            let z = pos + neg;
+            let active = mask_to_float(z.clone().greater_elem(0.0), &z);
+            let slopes = (w_pos - w_neg).mul_scalar(slope) * active;
+            value_with_gradient(relu(z).reshape([rows]), masks.link_rows(slopes))
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

@@ -5,7 +5,7 @@
 
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
-    Distance, IndicesTuple, LossInput,
+    DetachedMatrix, Distance, IndicesTuple, LossInput,
     labels::{convert_to_pairs, matches_and_diffs_of_rows},
     math::masked_logsumexp,
     tensor::gather_pairs,
@@ -94,13 +94,29 @@ const BLOCK_ENTRIES: usize = 1 << 20;
 
 /// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
 /// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
+///
+/// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant `mat`
+/// and attach the gradient with [`link_rows`](Self::link_rows).
 pub(crate) struct PairMasks<B: Backend> {
-    /// The `[b, m]` distance matrix.
+    /// The `[b, m]` distance matrix, a constant (off the autodiff graph).
     pub mat: Tensor<B, 2>,
     /// `[b, m]`: `(i, j)` is a positive pair.
     pub pos: Tensor<B, 2, Bool>,
     /// `[b, m]`: `(i, j)` is a negative pair.
     pub neg: Tensor<B, 2, Bool>,
+    matrix: DetachedMatrix<B>,
+}
+
+impl<B: Backend> PairMasks<B> {
+    /// `[b]`: row `i` has the gradient of `Σ_j slopes_ij mat_ij` w.r.t. the embeddings, to be
+    /// attached with [`value_with_gradient`](pml_core::tensor::value_with_gradient)
+    /// ([`DetachedMatrix::link_rows`]).
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.matrix.link_rows(slopes)
+    }
 }
 
 /// How many positive and negative pairs the masks of all blocks held, and whether PML's
@@ -192,6 +208,10 @@ fn blocks_of_entries<B: Backend, T>(
         }
     };
     let rows = (entries / m.max(1)).clamp(1, n.max(1));
+    let gram = slots.distance.gram_inputs(
+        input.embeddings.clone(),
+        input.reference.as_ref().map(|r| r.embeddings.clone()),
+    );
     let device = input.embeddings.device();
     let zero = || Tensor::<B, 1, Int>::zeros([1], &device);
     let mut counts = PairCounts {
@@ -202,11 +222,16 @@ fn blocks_of_entries<B: Backend, T>(
     let mut parts = Vec::new();
     for r0 in (0..n.max(1)).step_by(rows) {
         let b = rows.min(n - r0);
-        let mat = if b == n {
-            slots.distance_matrix(input)
-        } else {
-            let query = input.embeddings.clone().narrow(0, r0, b);
-            slots.distance.forward(query, Some(input.ref_embeddings()))
+        let matrix = match &gram {
+            Some(g) => g.block(r0, b),
+            // The whole batch at once is measured exactly as PML measures it
+            // (`reference = None` makes a self-distance diagonal exact).
+            None if b == n => DetachedMatrix::tracked(slots.distance_matrix(input)),
+            None => {
+                let query = input.embeddings.clone().narrow(0, r0, b);
+                let mat = slots.distance.forward(query, Some(input.ref_embeddings()));
+                DetachedMatrix::tracked(mat)
+            }
         };
         let (pos, neg) = match &source {
             MaskSource::Tuple { pos, neg } => {
@@ -218,7 +243,12 @@ fn blocks_of_entries<B: Backend, T>(
         };
         counts.pos = counts.pos + pos.clone().int().sum();
         counts.neg = counts.neg + neg.clone().int().sum();
-        parts.push(f(PairMasks { mat, pos, neg }));
+        parts.push(f(PairMasks {
+            mat: matrix.mat().clone(),
+            pos,
+            neg,
+            matrix,
+        }));
     }
     Some((parts, counts))
 }

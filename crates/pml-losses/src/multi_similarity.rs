@@ -5,8 +5,7 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::masked_logsumexp_with_slopes,
-    tensor::{constant, value_with_gradient},
+    math::masked_logsumexp_with_slopes, tensor::value_with_gradient,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -119,15 +118,14 @@ impl<B: Backend> MetricLoss<B> for MultiSimilarityLoss {
         // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
         let row_losses = |masks: PairMasks<B>| {
             let rows = masks.mat.dims()[0];
-            let dc = constant(masks.mat.clone());
+            let dc = masks.mat.clone();
             let pos_exp = d.margin_to(dc.clone(), self.base).mul_scalar(self.alpha);
             let neg_exp = d.margin_from(self.base, dc).mul_scalar(self.beta);
-            let (pos, pos_slopes) = masked_logsumexp_with_slopes(pos_exp, masks.pos, true);
-            let (neg, neg_slopes) = masked_logsumexp_with_slopes(neg_exp, masks.neg, true);
+            let (pos, pos_slopes) = masked_logsumexp_with_slopes(pos_exp, masks.pos.clone(), true);
+            let (neg, neg_slopes) = masked_logsumexp_with_slopes(neg_exp, masks.neg.clone(), true);
             let value = pos.div_scalar(self.alpha) + neg.div_scalar(self.beta);
             let slopes = (pos_slopes - neg_slopes).mul_scalar(slope);
-            let link = (masks.mat * slopes).sum_dim(1);
-            value_with_gradient(value, link).reshape([rows])
+            value_with_gradient(value.reshape([rows]), masks.link_rows(slopes))
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

@@ -5,7 +5,7 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::masked_logsumexp,
+    labels::pairwise_equal, math::masked_logsumexp_with_slopes, tensor::value_with_gradient,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::{DivisorReducerConfig, ReducerConfig};
@@ -13,8 +13,7 @@ use pml_reducers::{DivisorReducerConfig, ReducerConfig};
 use crate::{
     base::{LossSlots, WeightRegularization},
     class_weights::{
-        check_batch, check_width, expect_batch, normal, one_hot_like, param, positive, replace,
-        value_like,
+        check_batch, check_width, expect_batch, normal, param, positive, replace, value_like,
     },
     common::{convert_to_weights, finite},
     regularizers::RegularizerConfig,
@@ -173,26 +172,29 @@ impl<B: Backend> MetricLoss<B> for ProxyAnchorLoss<B> {
         let proxies = value_like(&self.proxies, &embeddings);
         let log_weights = convert_to_weights(input.indices_tuple.as_ref(), &embeddings, false)
             .sub_scalar(1.0)
-            .reshape([n, 1]);
+            .reshape([1, n]);
         let d = &self.slots.distance;
-        let sim = d.forward(embeddings.clone(), Some(proxies.clone()));
-        let pos_mask = one_hot_like(&labels, &sim);
-        let is_pos = pos_mask.clone().equal_elem(1.0);
-        let pos_exp =
-            d.margin_to(sim.clone(), self.margin).mul_scalar(self.alpha) + log_weights.clone();
-        let neg_exp = d.margin_from(-self.margin, sim).mul_scalar(self.alpha) + log_weights;
-        // Log-sum-exp over the batch, per proxy: work on the transposes `[num_classes, n]`.
         let c = self.num_classes;
-        let pos = masked_logsumexp(pos_exp.transpose(), Some(is_pos.clone().transpose()), true)
-            .reshape([c]);
-        let neg = masked_logsumexp(
-            neg_exp.transpose(),
-            Some(is_pos.bool_not().transpose()),
-            true,
-        )
-        .reshape([c]);
-        let present = pos_mask.sum_dim(0).greater_elem(0.0);
-        let with_pos = crate::class_weights::count_true(present.reshape([c]), &pos);
+        // Proxies (rows) against the batch (columns): each proxy's log-sum-exps run along its
+        // row, computed off the autodiff graph with their derivatives, which reach the
+        // similarities through the matrix's links.
+        let sim = d.detached_matrix(proxies.clone(), Some(embeddings.clone()));
+        let classes = Tensor::<B, 1, Int>::arange(0..c as i64, &device);
+        let is_pos = pairwise_equal(&classes, &labels);
+        let slope = Distance::<B>::margin_slope(d) * self.alpha;
+        let pos_exp = d
+            .margin_to(sim.mat().clone(), self.margin)
+            .mul_scalar(self.alpha)
+            + log_weights.clone();
+        let neg_exp = d
+            .margin_from(-self.margin, sim.mat().clone())
+            .mul_scalar(self.alpha)
+            + log_weights;
+        let (pos, w_pos) = masked_logsumexp_with_slopes(pos_exp, is_pos.clone(), true);
+        let (neg, w_neg) = masked_logsumexp_with_slopes(neg_exp, is_pos.clone().bool_not(), true);
+        let pos = value_with_gradient(pos.reshape([c]), sim.link_rows(w_pos.mul_scalar(slope)));
+        let neg = value_with_gradient(neg.reshape([c]), sim.link_rows(w_neg.mul_scalar(-slope)));
+        let with_pos = crate::class_weights::count_true(is_pos.any_dim(1).reshape([c]), &pos);
         let all =
             Tensor::<B, 1>::from_data(TensorData::new(vec![c as f64], [1]), (&device, pos.dtype()));
         let idx = Tensor::<B, 1, Int>::arange(0..c as i64, &device);

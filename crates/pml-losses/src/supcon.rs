@@ -6,7 +6,7 @@ use burn::{
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     math::masked_logsumexp_with_slopes,
-    tensor::{constant, mask_to_float, value_with_gradient},
+    tensor::{mask_to_float, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -97,20 +97,19 @@ impl<B: Backend> MetricLoss<B> for SupConLoss {
         // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
         let scale = sign / self.temperature;
         let row_losses = |masks: PairMasks<B>| {
-            let x = constant(masks.mat.clone()).mul_scalar(scale);
+            let x = masks.mat.clone().mul_scalar(scale);
             let x = x.clone() - x.max_dim(1);
             let rows = x.dims()[0];
-            let candidates = masks.pos.clone().bool_or(masks.neg);
+            let candidates = masks.pos.clone().bool_or(masks.neg.clone());
             let (denominator, softmax) = masked_logsumexp_with_slopes(x.clone(), candidates, false);
             let log_prob = x - denominator;
-            let pos = mask_to_float(masks.pos, &log_prob);
+            let pos = mask_to_float(masks.pos.clone(), &log_prob);
             let count = pos.clone().sum_dim(1);
             let divisor = count.clone().add_scalar(f32::MIN_POSITIVE as f64);
             let value = (pos.clone() * log_prob).sum_dim(1).neg() / divisor.clone();
             // ∂value_i/∂x_ij = (count_i · softmax_ij − pos_ij) / divisor_i.
             let slopes = (softmax * count - pos) / divisor * scale;
-            let link = (masks.mat * slopes).sum_dim(1);
-            value_with_gradient(value, link).reshape([rows])
+            value_with_gradient(value.reshape([rows]), masks.link_rows(slopes))
         };
         let terms = match anchor_losses(&self.slots, input, row_losses) {
             None => LossTerms::zeros(&["loss"]),

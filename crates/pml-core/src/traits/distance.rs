@@ -1,4 +1,9 @@
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, backend::Backend};
+
+use crate::{
+    math::{matmul, squared_distances},
+    tensor::constant,
+};
 
 /// A distance or similarity between embeddings (PML's `BaseDistance`).
 ///
@@ -21,6 +26,44 @@ pub trait Distance<B: Backend> {
 
     /// `true` for similarities (larger = closer).
     fn is_inverted(&self) -> bool;
+
+    /// The inputs of [`forward`](Distance::forward), prepared (normalized) on the autodiff
+    /// graph, and the Gram-matrix form of the matrix, so that a loss can compute the matrix in
+    /// blocks off the graph and attach its own derivatives through `[n, d]`-sized operations
+    /// ([`GramInputs`]); `None` for distances without such a form, whose callers differentiate
+    /// `forward` instead.
+    ///
+    /// # Panics
+    /// If the widths of `query` and `reference` differ.
+    fn gram_inputs(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> Option<GramInputs<B>> {
+        let _ = (query, reference);
+        None
+    }
+
+    /// The whole matrix of [`forward`](Distance::forward) as a [`DetachedMatrix`]: through
+    /// [`gram_inputs`](Distance::gram_inputs) where the distance has a Gram form, otherwise
+    /// `forward` on the autodiff graph.
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `reference`: `[m, d]`; the matrix `[n, m]` (`[n, n]` without a
+    ///   reference)
+    ///
+    /// # Panics
+    /// If the widths of `query` and `reference` differ.
+    fn detached_matrix(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+    ) -> DetachedMatrix<B> {
+        match self.gram_inputs(query.clone(), reference.clone()) {
+            Some(g) => g.block(0, g.rows()),
+            None => DetachedMatrix::tracked(self.forward(query, reference)),
+        }
+    }
 
     /// How much `x` exceeds `y` in the "farther" direction: `x - y`, or `y - x` for similarities.
     fn margin<const D: usize>(&self, x: Tensor<B, D>, y: Tensor<B, D>) -> Tensor<B, D> {
@@ -66,5 +109,232 @@ pub trait Distance<B: Backend> {
         } else {
             a.max_pair(b)
         }
+    }
+}
+
+/// How a distance matrix depends on the Gram matrix `G = q rᵀ` of its prepared inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GramForm {
+    /// `mat = G^power`: dot products (of normalized rows for the cosine similarity).
+    Inner {
+        /// The exponent (PML's `power`).
+        power: f64,
+    },
+    /// `mat = d^power` with `d² = ‖q_i‖² + ‖r_j‖² − 2 G_ij` clamped at zero: Euclidean
+    /// distances. Where `d = 0` (or `d` overflowed) the derivative is taken as zero, as
+    /// [`safe_root`](crate::math::safe_root)'s.
+    Euclidean {
+        /// The exponent (PML's `power`).
+        power: f64,
+    },
+}
+
+/// The prepared inputs of a distance with a [`GramForm`] ([`Distance::gram_inputs`]): the
+/// matrix is computed [`block`](Self::block) by block of query rows off the autodiff graph,
+/// and a loss with derivatives `S = ∂L/∂mat` attaches them as gradients w.r.t. the inputs
+/// with [`DetachedMatrix::link_rows`], without differentiating any `[n, m]` operation.
+///
+/// # Shapes
+/// - `query`: `[n, d]`, `reference`: `[m, d]` (the query itself when `None`)
+#[derive(Clone, Debug)]
+pub struct GramInputs<B: Backend> {
+    form: GramForm,
+    /// The prepared inputs, on the autodiff graph.
+    query: Tensor<B, 2>,
+    reference: Tensor<B, 2>,
+    /// `[reference, ‖reference‖²]`, `[m, d + 1]`, on the graph (Euclidean form only).
+    reference_aug: Option<Tensor<B, 2>>,
+    /// Constants: `referenceᵀ` `[d, m]`, `‖query‖²` `[n, 1]`, `‖reference‖²ᵀ` `[1, m]`.
+    reference_t: Tensor<B, 2>,
+    query_sq: Tensor<B, 2>,
+    reference_sq_t: Tensor<B, 2>,
+    is_self: bool,
+}
+
+impl<B: Backend> GramInputs<B> {
+    /// `query` and `reference` (`None`: the query itself, whose self-distances are then exact
+    /// zeros) already prepared by the distance, differentiable.
+    ///
+    /// # Panics
+    /// If the widths differ.
+    pub fn new(query: Tensor<B, 2>, reference: Option<Tensor<B, 2>>, form: GramForm) -> Self {
+        let is_self = reference.is_none();
+        let reference = reference.unwrap_or_else(|| query.clone());
+        let ([_, d], [_, dr]) = (query.dims(), reference.dims());
+        assert_eq!(
+            d, dr,
+            "GramInputs: query width {d} but reference width {dr}"
+        );
+        let reference_c = constant(reference.clone());
+        let squares = |x: Tensor<B, 2>| x.powi_scalar(2).sum_dim(1);
+        let reference_aug = matches!(form, GramForm::Euclidean { .. })
+            .then(|| Tensor::cat(vec![reference.clone(), squares(reference.clone())], 1));
+        Self {
+            form,
+            query_sq: squares(constant(query.clone())),
+            reference_sq_t: squares(reference_c.clone()).transpose(),
+            reference_t: reference_c.transpose(),
+            query,
+            reference,
+            reference_aug,
+            is_self,
+        }
+    }
+
+    /// Query rows `n`.
+    pub fn rows(&self) -> usize {
+        self.query.dims()[0]
+    }
+
+    /// The matrix of query rows `start..start + len` against the whole reference, `[len, m]`.
+    ///
+    /// # Panics
+    /// If the rows are out of range.
+    pub fn block(&self, start: usize, len: usize) -> DetachedMatrix<B> {
+        let query = self.query.clone().narrow(0, start, len);
+        let gram = matmul(constant(query.clone()), self.reference_t.clone());
+        let (mat, factor) = match self.form {
+            GramForm::Inner { power } => {
+                if power == 1.0 {
+                    (gram, None)
+                } else {
+                    let factor = gram.clone().powf_scalar(power - 1.0).mul_scalar(power);
+                    (gram.powf_scalar(power), Some(factor))
+                }
+            }
+            GramForm::Euclidean { power } => {
+                let q_sq = self.query_sq.clone().narrow(0, start, len);
+                let mut d2 = squared_distances(gram, q_sq, self.reference_sq_t.clone());
+                if self.is_self {
+                    let m = d2.dims()[1];
+                    let diagonal =
+                        Tensor::<B, 2, Bool>::diag_mask([len, m], start as i64, &d2.device())
+                            .bool_not();
+                    d2 = d2.mask_fill(diagonal, 0.0);
+                }
+                euclidean_power(d2, power)
+            }
+        };
+        DetachedMatrix {
+            mat,
+            link: Link::Gram {
+                factor,
+                query,
+                reference: self.reference.clone(),
+                reference_aug: self.reference_aug.clone(),
+            },
+        }
+    }
+}
+
+/// `(d^power, ∂d^power/∂d²)` from the squared distances `d2` (constants), the derivative zero
+/// where `d = 0` or `d = ∞`.
+fn euclidean_power<B: Backend>(
+    d2: Tensor<B, 2>,
+    power: f64,
+) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
+    if power == 2.0 {
+        return (d2, None);
+    }
+    let zero = d2.clone().lower_equal_elem(0.0);
+    let root = d2.sqrt();
+    let inf = root.clone().equal_elem(f64::INFINITY);
+    let safe = root.clone().mask_fill(zero.clone(), 1.0);
+    let (mat, factor) = if power == 1.0 {
+        (root, safe.recip().mul_scalar(0.5))
+    } else {
+        let factor = safe.powf_scalar(power - 2.0).mul_scalar(power / 2.0);
+        (root.powf_scalar(power), factor)
+    };
+    (mat, Some(factor.mask_fill(zero.bool_or(inf), 0.0)))
+}
+
+/// A distance matrix (or a block of rows of one) computed off the autodiff graph, with what
+/// attaches a loss's derivatives `S = ∂L/∂mat` (a constant) to its inputs:
+/// [`link_rows`](Self::link_rows).
+///
+/// From a [`GramInputs`] block, with `T = S ⊙ ∂mat/∂X` (`X` the Gram matrix or the squared
+/// distances), the link of row `i` is the linear form
+///
+/// - inner: `q_i · (T r)_i`,
+/// - Euclidean: `(Σ_j T_ij) ‖q_i‖² + (T ‖r‖²)_i − 2 q_i · (T r)_i`,
+///
+/// whose gradient w.r.t. `q` and `r` is that of `Σ_j S_ij mat_ij`: one `[b, m] × [m, d]`
+/// product forward and one backward, every other operation on `[b, d]`. From a matrix on the
+/// graph ([`tracked`](Self::tracked)), it is `Σ_j S_ij mat_ij` itself.
+///
+/// # Shapes
+/// - `mat`: `[b, m]`
+#[derive(Clone, Debug)]
+pub struct DetachedMatrix<B: Backend> {
+    mat: Tensor<B, 2>,
+    link: Link<B>,
+}
+
+#[derive(Clone, Debug)]
+enum Link<B: Backend> {
+    Gram {
+        /// `∂mat/∂X` (`None`: 1), a constant `[b, m]`.
+        factor: Option<Tensor<B, 2>>,
+        /// The block's query rows and the whole reference, on the graph.
+        query: Tensor<B, 2>,
+        reference: Tensor<B, 2>,
+        /// `[reference, ‖reference‖²]` for the Euclidean form.
+        reference_aug: Option<Tensor<B, 2>>,
+    },
+    Tracked(Tensor<B, 2>),
+}
+
+impl<B: Backend> DetachedMatrix<B> {
+    /// A matrix on the autodiff graph (a distance without a Gram form).
+    pub fn tracked(mat: Tensor<B, 2>) -> Self {
+        Self {
+            mat: constant(mat.clone()),
+            link: Link::Tracked(mat),
+        }
+    }
+
+    /// The matrix, a constant `[b, m]`.
+    pub fn mat(&self) -> &Tensor<B, 2> {
+        &self.mat
+    }
+
+    /// `[b]`: row `i` has the gradient of `Σ_j slopes_ij mat_ij` w.r.t. the inputs (its value is
+    /// not that sum; use it through [`value_with_gradient`](crate::tensor::value_with_gradient)).
+    /// Zeros on a backend without autodiff.
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        let b = slopes.dims()[0];
+        let device = slopes.device();
+        if !B::ad_enabled(&device) {
+            return Tensor::zeros([b], (&device, slopes.dtype()));
+        }
+        let link = match &self.link {
+            Link::Tracked(mat) => (mat.clone() * slopes).sum_dim(1),
+            Link::Gram {
+                factor,
+                query,
+                reference,
+                reference_aug,
+            } => {
+                let t = match factor {
+                    Some(f) => slopes * f.clone(),
+                    None => slopes,
+                };
+                match reference_aug {
+                    None => (query.clone() * matmul(t, reference.clone())).sum_dim(1),
+                    Some(aug) => {
+                        let d = query.dims()[1];
+                        let tr = matmul(t.clone(), aug.clone());
+                        let q_sq = query.clone().powi_scalar(2).sum_dim(1);
+                        let cross = (query.clone() * tr.clone().narrow(1, 0, d)).sum_dim(1);
+                        t.sum_dim(1) * q_sq + tr.narrow(1, d, 1) - cross.mul_scalar(2.0)
+                    }
+                }
+            }
+        };
+        link.reshape([b])
     }
 }

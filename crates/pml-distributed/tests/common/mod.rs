@@ -95,14 +95,16 @@ pub fn labels(len: usize, classes: i64, seed: u64) -> Vec<i64> {
         .collect()
 }
 
-/// Asserts `|a - b| <= rel * max(|a|, |b|)` element-wise, with a floor of 1% of the largest
-/// magnitude of `b` (entries a hundred times smaller than the largest, where summation order
-/// alone moves the last digits, are held to `rel` of that floor).
+/// Asserts `|a - b| <= rel * max(|a|, |b|)` element-wise, with a floor of 10% of the largest
+/// magnitude of `b`: entries ten times smaller than the largest are held to `rel` of that floor.
+/// The peers sum the same `f32` terms in another order than one device (each peer's gradient
+/// reaches its rows as query and as reference rows), which moves every entry by a few `1e-6`
+/// of the largest one (seen: 4.4e-6 on ContrastiveLoss's distance-matrix gradient).
 pub fn assert_close(what: &str, a: &[f32], b: &[f32], rel: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let tol = rel * x.abs().max(y.abs()).max(scale * 1e-2);
+        let tol = rel * x.abs().max(y.abs()).max(scale * 1e-1);
         assert!(
             (x - y).abs() <= tol,
             "{what}[{i}]: {x} vs {y} (tolerance {tol})"
