@@ -26,9 +26,12 @@ pub fn pairwise_equal<B: Backend>(
         // pairs.
         return Tensor::<B, 2, Int>::zeros([n, m], &labels.device()).bool();
     }
-    let a = labels.clone().reshape([n, 1]).expand([n, m]);
-    let b = ref_labels.clone().reshape([1, m]).expand([n, m]);
-    a.equal(b)
+    // Broadcast by the comparison itself: expanding first materializes two `[n, m]` integer
+    // matrices on burn-ndarray.
+    labels
+        .clone()
+        .reshape([n, 1])
+        .equal(ref_labels.clone().reshape([1, m]))
 }
 
 /// PML's `get_matches_and_diffs`: `matches[i, j]` when the labels agree, `diffs[i, j]` when they
