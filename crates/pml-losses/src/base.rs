@@ -151,7 +151,7 @@ impl<B: Backend> MaskedTotals<B> {
     /// Adds the hinge losses `[v]₊` at the true entries of `mask` that the rule keeps.
     ///
     /// # Shapes
-    /// `v` (a constant computed from `masks.mat`, `∂v/∂mat = slope`), `mask`: both `[b, m]`
+    /// `v` (a constant computed from `masks.mat()`, `∂v/∂mat = slope`), `mask`: both `[b, m]`
     pub fn add_hinge(
         &mut self,
         masks: &PairMasks<B>,

@@ -104,7 +104,7 @@ impl<B: Backend> MetricLoss<B> for CircleLoss {
         // graph (the weights α are constants in PML too); the gradient reaches the row through
         // `Σ_j slopes_ij · s_ij`.
         let row_losses = |masks: PairMasks<B>| {
-            let s = masks.mat.clone();
+            let s = masks.mat().clone();
             let rows = s.dims()[0];
             let alpha_p = relu(s.clone().neg().add_scalar(1.0 + self.m)).mul_scalar(-self.gamma);
             let alpha_n = relu(s.clone().add_scalar(self.m)).mul_scalar(self.gamma);

@@ -154,8 +154,8 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
         let mut neg_totals = MaskedTotals::new(neg_rule, &input.embeddings);
         let slope = Distance::<B>::margin_slope(d);
         let (_, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
-            let pos = d.margin_to(masks.mat.clone(), self.pos_margin);
-            let neg = d.margin_from(self.neg_margin, masks.mat.clone());
+            let pos = d.margin_to(masks.mat().clone(), self.pos_margin);
+            let neg = d.margin_from(self.neg_margin, masks.mat().clone());
             pos_totals.add_hinge(&masks, pos, slope, masks.pos.clone());
             neg_totals.add_hinge(&masks, neg, -slope, masks.neg.clone());
         })

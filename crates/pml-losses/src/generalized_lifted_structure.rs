@@ -107,14 +107,14 @@ impl<B: Backend> MetricLoss<B> for GeneralizedLiftedStructureLoss {
         // graph: `w⁺ − w⁻` (the softmax weights of the two log-sum-exps) where the loss is
         // positive.
         let row_losses = |masks: PairMasks<B>| {
-            let rows = masks.mat.dims()[0];
+            let rows = masks.mat().dims()[0];
             let (pos, w_pos) = masked_logsumexp_with_slopes(
-                d.margin_to(masks.mat.clone(), self.pos_margin),
+                d.margin_to(masks.mat().clone(), self.pos_margin),
                 masks.pos.clone(),
                 false,
             );
             let (neg, w_neg) = masked_logsumexp_with_slopes(
-                Distance::<B>::margin_from(d, self.neg_margin, masks.mat.clone()),
+                Distance::<B>::margin_from(d, self.neg_margin, masks.mat().clone()),
                 masks.neg.clone(),
                 false,
             );

@@ -95,11 +95,9 @@ const BLOCK_ENTRIES: usize = 1 << 20;
 /// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
 /// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
 ///
-/// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant `mat`
+/// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant [`mat`](Self::mat)
 /// and attach the gradient with [`link_rows`](Self::link_rows).
 pub(crate) struct PairMasks<B: Backend> {
-    /// The `[b, m]` distance matrix, a constant (off the autodiff graph).
-    pub mat: Tensor<B, 2>,
     /// `[b, m]`: `(i, j)` is a positive pair.
     pub pos: Tensor<B, 2, Bool>,
     /// `[b, m]`: `(i, j)` is a negative pair.
@@ -108,6 +106,11 @@ pub(crate) struct PairMasks<B: Backend> {
 }
 
 impl<B: Backend> PairMasks<B> {
+    /// The `[b, m]` distance matrix, a constant (off the autodiff graph).
+    pub fn mat(&self) -> &Tensor<B, 2> {
+        self.matrix.mat()
+    }
+
     /// `[b]`: row `i` has the gradient of `Σ_j slopes_ij mat_ij` w.r.t. the embeddings, to be
     /// attached with [`value_with_gradient`](pml_core::tensor::value_with_gradient)
     /// ([`DetachedMatrix::link_rows`]).
@@ -243,12 +246,7 @@ fn blocks_of_entries<B: Backend, T>(
         };
         counts.pos = counts.pos + pos.clone().int().sum();
         counts.neg = counts.neg + neg.clone().int().sum();
-        parts.push(f(PairMasks {
-            mat: matrix.mat().clone(),
-            pos,
-            neg,
-            matrix,
-        }));
+        parts.push(f(PairMasks { pos, neg, matrix }));
     }
     Some((parts, counts))
 }
@@ -286,7 +284,7 @@ mod tests {
         entries: usize,
     ) -> (usize, Vec<f64>, Vec<f64>, Vec<f64>, [i64; 2]) {
         let (parts, counts) = blocks_of_entries(slots, input, entries, |m| {
-            (m.mat, m.pos.float(), m.neg.float())
+            (m.mat().clone(), m.pos.float(), m.neg.float())
         })
         .expect("masks");
         let blocks = parts.len();

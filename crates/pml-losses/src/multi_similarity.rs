@@ -117,8 +117,8 @@ impl<B: Backend> MetricLoss<B> for MultiSimilarityLoss {
         // Each anchor's loss and its derivatives w.r.t. its distance row, off the autodiff
         // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
         let row_losses = |masks: PairMasks<B>| {
-            let rows = masks.mat.dims()[0];
-            let dc = masks.mat.clone();
+            let rows = masks.mat().dims()[0];
+            let dc = masks.mat().clone();
             let pos_exp = d.margin_to(dc.clone(), self.base).mul_scalar(self.alpha);
             let neg_exp = d.margin_from(self.base, dc).mul_scalar(self.beta);
             let (pos, pos_slopes) = masked_logsumexp_with_slopes(pos_exp, masks.pos.clone(), true);

@@ -97,7 +97,7 @@ impl<B: Backend> MetricLoss<B> for SupConLoss {
         // graph; the gradient reaches the row through `Σ_j slopes_ij · mat_ij`.
         let scale = sign / self.temperature;
         let row_losses = |masks: PairMasks<B>| {
-            let x = masks.mat.clone().mul_scalar(scale);
+            let x = masks.mat().clone().mul_scalar(scale);
             let x = x.clone() - x.max_dim(1);
             let rows = x.dims()[0];
             let candidates = masks.pos.clone().bool_or(masks.neg.clone());

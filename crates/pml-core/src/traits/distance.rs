@@ -144,10 +144,10 @@ pub struct GramInputs<B: Backend> {
     reference: Tensor<B, 2>,
     /// `[reference, ‖reference‖²]`, `[m, d + 1]`, on the graph (Euclidean form only).
     reference_aug: Option<Tensor<B, 2>>,
-    /// Constants: `referenceᵀ` `[d, m]`, `‖query‖²` `[n, 1]`, `‖reference‖²ᵀ` `[1, m]`.
+    /// Constant `referenceᵀ`, `[d, m]`.
     reference_t: Tensor<B, 2>,
-    query_sq: Tensor<B, 2>,
-    reference_sq_t: Tensor<B, 2>,
+    /// Constant `‖query‖²` `[n, 1]` and `‖reference‖²ᵀ` `[1, m]` (Euclidean form only).
+    squares: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
     is_self: bool,
 }
 
@@ -167,12 +167,21 @@ impl<B: Backend> GramInputs<B> {
         );
         let reference_c = constant(reference.clone());
         let squares = |x: Tensor<B, 2>| x.powi_scalar(2).sum_dim(1);
-        let reference_aug = matches!(form, GramForm::Euclidean { .. })
-            .then(|| Tensor::cat(vec![reference.clone(), squares(reference.clone())], 1));
+        let euclidean = matches!(form, GramForm::Euclidean { .. });
+        let reference_aug =
+            euclidean.then(|| Tensor::cat(vec![reference.clone(), squares(reference.clone())], 1));
+        let squares = euclidean.then(|| {
+            let query_sq = squares(constant(query.clone()));
+            let reference_sq = if is_self {
+                query_sq.clone()
+            } else {
+                squares(reference_c.clone())
+            };
+            (query_sq, reference_sq.transpose())
+        });
         Self {
             form,
-            query_sq: squares(constant(query.clone())),
-            reference_sq_t: squares(reference_c.clone()).transpose(),
+            squares,
             reference_t: reference_c.transpose(),
             query,
             reference,
@@ -203,8 +212,12 @@ impl<B: Backend> GramInputs<B> {
                 }
             }
             GramForm::Euclidean { power } => {
-                let q_sq = self.query_sq.clone().narrow(0, start, len);
-                let mut d2 = squared_distances(gram, q_sq, self.reference_sq_t.clone());
+                let (query_sq, reference_sq_t) = self
+                    .squares
+                    .clone()
+                    .expect("the Euclidean form keeps the squared norms");
+                let mut d2 =
+                    squared_distances(gram, query_sq.narrow(0, start, len), reference_sq_t);
                 if self.is_self {
                     let m = d2.dims()[1];
                     let diagonal =
