@@ -143,19 +143,22 @@ pub fn masked_logsumexp<B: Backend>(
     }
 }
 
-/// [`masked_logsumexp`] with `keep` given, and its derivative w.r.t. `x`: `exp(x_ij − out_i)` on
+/// [`masked_logsumexp`] and its derivative w.r.t. `x`: `exp(x_ij − out_i)` on
 /// the kept entries (their softmax, next to the extra zero entry with `add_one`), zero
 /// elsewhere. For losses that evaluate it off the autodiff graph: one `exp` serves both.
 ///
 /// # Shapes
-/// - `x`, `keep`: `[n, m]`
+/// - `x`: `[n, m]`, `keep`: `[n, m]` (`None` keeps everything)
 /// - output: `[n, 1]` and `[n, m]`
 pub fn masked_logsumexp_with_slopes<B: Backend>(
     x: Tensor<B, 2>,
-    keep: Tensor<B, 2, Bool>,
+    keep: Option<Tensor<B, 2, Bool>>,
     add_one: bool,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-    let masked = x.mask_fill(keep.bool_not(), f64::NEG_INFINITY);
+    let masked = match keep {
+        Some(k) => x.mask_fill(k.bool_not(), f64::NEG_INFINITY),
+        None => x,
+    };
     let max = masked.clone().max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
     // Rows where everything is masked: shift by 0; their `exp` is 0 everywhere.
@@ -242,12 +245,15 @@ mod tests {
         assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
         assert!((g[0] - 1f64.exp() / row0.exp()).abs() < 1e-5 && g[1] == 0.0 && g[5] == 0.0);
         assert_eq!(&g[6..], &[0.0, 0.0, 0.0]);
-        // The slopes are that gradient, with and without the extra zero entry.
-        for add_one in [false, true] {
+        // The slopes are that gradient, with and without the extra zero entry and the mask.
+        for (add_one, keep) in [false, true]
+            .into_iter()
+            .flat_map(|a| [(a, Some(keep.clone())), (a, None)])
+        {
             let x = x.clone().detach();
             let (out, slopes) = masked_logsumexp_with_slopes(x.clone(), keep.clone(), add_one);
             let x = x.require_grad();
-            let tracked = masked_logsumexp(x.clone(), Some(keep.clone()), add_one);
+            let tracked = masked_logsumexp(x.clone(), keep, add_one);
             for (a, b) in float_vec(out).iter().zip(float_vec(tracked.clone())) {
                 assert!((a - b).abs() < 1e-6, "{a} vs {b}");
             }

@@ -39,6 +39,16 @@ pub fn constant<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
     t.detach().set_require_grad(false)
 }
 
+/// `t` with its elements laid out contiguously in logical (row-major) order, e.g. a transposed
+/// matrix that several products will read. Burn 0.21 has no such operation; a reshape to the
+/// same shape is one on burn-ndarray, which copies a view of another layout into the standard
+/// one (and leaves a standard one as it is), where its matrix product would copy a strided
+/// operand, element by element, at every call.
+pub fn contiguous<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    let shape = t.shape();
+    t.reshape(shape)
+}
+
 /// A tensor whose value is `value` and whose gradient is that of `link`: `value + (link −
 /// constant(link))`, where the difference is exactly zero for finite `link`.
 ///

@@ -1,6 +1,6 @@
 //! `Distance::gram_inputs` against `Distance::forward`: the same matrix, block by block, and
-//! `link_rows` carries the gradient of `Σ slopes ⊙ mat` that autodiff computes through
-//! `forward`.
+//! `link_rows` and `link_sum` carry the gradient of `Σ slopes ⊙ mat` that autodiff computes
+//! through `forward`.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor};
@@ -56,31 +56,45 @@ fn distances() -> Vec<(&'static str, AnyDistance)> {
     .collect()
 }
 
-/// `(mat, ∂/∂query, ∂/∂reference)` of `Σ slopes ⊙ mat`, through `forward` or `detached`.
+/// How `Σ slopes ⊙ mat` is differentiated.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    /// Autodiff through `forward`.
+    Forward,
+    /// Detached blocks, `link_rows`.
+    Rows,
+    /// Detached blocks, `link_sum`.
+    Sum,
+}
+
+/// `(mat, ∂/∂query, ∂/∂reference)` of `Σ slopes ⊙ mat` through `route`.
 fn matrix_and_gradients(
     d: &AnyDistance,
     query: &Tensor<B, 2>,
     reference: Option<&Tensor<B, 2>>,
     slopes: &Tensor<B, 2>,
-    detached: bool,
+    route: Route,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let q = query.clone().require_grad();
     let r = reference.map(|r| r.clone().require_grad());
-    let (mat, total) = if detached {
+    let (mat, total) = if let Route::Forward = route {
+        let mat = d.forward(q.clone(), r.clone());
+        (mat.clone(), (mat * slopes.clone()).sum())
+    } else {
         // Blocks of 4, 1 and the rest of the rows.
         let g = d.gram_inputs(q.clone(), r.clone()).expect("a Gram form");
         let n = g.rows();
-        let blocks = [(0, 4), (4, 1), (5, n - 5)].map(|(start, len)| g.block(start, len));
+        let spans = [(0, 4), (4, 1), (5, n - 5)];
+        let blocks = spans.map(|(start, len)| g.block(start, len));
         let mat = Tensor::cat(blocks.iter().map(|b| b.mat().clone()).collect(), 0);
-        let links = blocks.iter().enumerate().map(|(i, b)| {
-            let start = [0, 4, 5][i];
-            let rows = b.mat().dims()[0];
-            b.link_rows(slopes.clone().narrow(0, start, rows))
+        let links = blocks.iter().zip(spans).map(|(b, (start, len))| {
+            let s = slopes.clone().narrow(0, start, len);
+            match route {
+                Route::Sum => b.link_sum(s),
+                _ => b.link_rows(s).sum(),
+            }
         });
         (mat, Tensor::cat(links.collect(), 0).sum())
-    } else {
-        let mat = d.forward(q.clone(), r.clone());
-        (mat.clone(), (mat * slopes.clone()).sum())
     };
     let grads = total.backward();
     let gq = float_vec(q.grad(&grads).expect("query gradient"));
@@ -100,12 +114,14 @@ fn detached_matrices_carry_the_gradient_of_forward() {
             let m = reference.map_or(6, |r| r.dims()[0]);
             // Without a reference the diagonal is an exact zero distance.
             let slopes = Tensor::<B, 2>::random([6, m], Distribution::Normal(0.0, 1.0), &device);
-            let want = matrix_and_gradients(&d, &q, reference, &slopes, false);
-            let got = matrix_and_gradients(&d, &q, reference, &slopes, true);
-            let case = format!("{name}, reference {}", reference.is_some());
-            close(&format!("{case}: matrix"), &got.0, &want.0);
-            close(&format!("{case}: query gradient"), &got.1, &want.1);
-            close(&format!("{case}: reference gradient"), &got.2, &want.2);
+            let want = matrix_and_gradients(&d, &q, reference, &slopes, Route::Forward);
+            for route in [Route::Rows, Route::Sum] {
+                let got = matrix_and_gradients(&d, &q, reference, &slopes, route);
+                let case = format!("{name}, reference {}, {route:?}", reference.is_some());
+                close(&format!("{case}: matrix"), &got.0, &want.0);
+                close(&format!("{case}: query gradient"), &got.1, &want.1);
+                close(&format!("{case}: reference gradient"), &got.2, &want.2);
+            }
         }
     }
 }
@@ -133,16 +149,21 @@ fn without_a_gram_form_the_matrix_is_differentiated_on_the_graph() {
     let q = Tensor::<B, 2>::random([4, 3], Distribution::Normal(0.0, 1.0), &device);
     let slopes = Tensor::<B, 2>::random([4, 4], Distribution::Normal(0.0, 1.0), &device);
     let snr = DistanceConfig::Snr(SNRDistanceConfig::new()).init();
-    let gradient = |detached: bool| {
+    let gradient = |route: Route| {
         let x = q.clone().require_grad();
-        let total = if detached {
-            snr.detached_matrix(x.clone(), None)
+        let total = match route {
+            Route::Forward => (snr.forward(x.clone(), None) * slopes.clone()).sum(),
+            Route::Rows => snr
+                .detached_matrix(x.clone(), None)
                 .link_rows(slopes.clone())
-                .sum()
-        } else {
-            (snr.forward(x.clone(), None) * slopes.clone()).sum()
+                .sum(),
+            Route::Sum => snr
+                .detached_matrix(x.clone(), None)
+                .link_sum(slopes.clone()),
         };
         float_vec(x.grad(&total.backward()).expect("gradient"))
     };
-    close("SNR gradient", &gradient(true), &gradient(false));
+    let want = gradient(Route::Forward);
+    close("SNR gradient, rows", &gradient(Route::Rows), &want);
+    close("SNR gradient, sum", &gradient(Route::Sum), &want);
 }

@@ -9,11 +9,11 @@
 //! `v = margin(d_ap, d_an) + m` has `∂f/∂d_ap = f'(v)·s` and `∂f/∂d_an = −f'(v)·s`, so the
 //! reduced loss has the gradient of `margin(Σ Gp ⊙ D, Σ Gn ⊙ D)`, where `Gp[a, j]` (`Gn`)
 //! adds up `f'(v)` over the kept triplets that use `(a, j)` as their positive (negative) pair;
-//! it is attached with the matrix's link ([`DetachedMatrix::link_rows`]), and the value is the
+//! it is attached with the matrix's link ([`DetachedMatrix::link_sum`]), and the value is the
 //! exact sum of the kept losses ([`value_with_gradient`]), so values and gradients equal those
 //! of the listed triplets.
 //!
-//! [`DetachedMatrix::link_rows`]: pml_core::DetachedMatrix::link_rows
+//! [`DetachedMatrix::link_sum`]: pml_core::DetachedMatrix::link_sum
 
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, activation::relu, backend::Backend};
 use pml_core::{
@@ -203,7 +203,7 @@ impl TripletHinge {
             None => Tensor::cat(gn_rows, 0),
         };
         let slopes = (gp - gn).mul_scalar(Distance::<B>::margin_slope(dist));
-        let total = value_with_gradient(value, matrix.link_rows(slopes).sum());
+        let total = value_with_gradient(value, matrix.link_sum(slopes));
         let count = match rule.kept(&triplets.zeros_like()) {
             None => triplets,
             // The padding entries (all of `n·p·m` that are not triplets) have a zero loss.

@@ -175,7 +175,7 @@ impl<B: Backend> MaskedTotals<B> {
         };
         self.count = self.count.clone() + kept_float.clone().sum();
         self.total = self.total.clone() + (losses * kept_float).sum();
-        self.link = self.link.clone() + masks.link_rows(moving.mul_scalar(slope)).sum();
+        self.link = self.link.clone() + masks.link_sum(moving.mul_scalar(slope));
     }
 
     /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`.

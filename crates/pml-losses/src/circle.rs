@@ -117,8 +117,10 @@ impl<B: Backend> MetricLoss<B> for CircleLoss {
                 .any_dim(1)
                 .bool_and(masks.neg.clone().any_dim(1))
                 .bool_not();
-            let (lse_p, w_p) = masked_logsumexp_with_slopes(logit_p, masks.pos.clone(), false);
-            let (lse_n, w_n) = masked_logsumexp_with_slopes(logit_n, masks.neg.clone(), false);
+            let (lse_p, w_p) =
+                masked_logsumexp_with_slopes(logit_p, Some(masks.pos.clone()), false);
+            let (lse_n, w_n) =
+                masked_logsumexp_with_slopes(logit_n, Some(masks.neg.clone()), false);
             let z = lse_p + lse_n;
             let value = softplus(z.clone()).mask_fill(lacking.clone(), 0.0);
             let outer = logistic(z).mask_fill(lacking, 0.0);

@@ -110,12 +110,12 @@ impl<B: Backend> MetricLoss<B> for GeneralizedLiftedStructureLoss {
             let rows = masks.mat().dims()[0];
             let (pos, w_pos) = masked_logsumexp_with_slopes(
                 d.margin_to(masks.mat().clone(), self.pos_margin),
-                masks.pos.clone(),
+                Some(masks.pos.clone()),
                 false,
             );
             let (neg, w_neg) = masked_logsumexp_with_slopes(
                 Distance::<B>::margin_from(d, self.neg_margin, masks.mat().clone()),
-                masks.neg.clone(),
+                Some(masks.neg.clone()),
                 false,
             );
             let z = pos + neg;

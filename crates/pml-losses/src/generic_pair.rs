@@ -120,6 +120,15 @@ impl<B: Backend> PairMasks<B> {
     pub fn link_rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
         self.matrix.link_rows(slopes)
     }
+
+    /// `[1]`: the gradient of `Σ_ij slopes_ij mat_ij`, for a loss that sums its links
+    /// ([`DetachedMatrix::link_sum`]).
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.matrix.link_sum(slopes)
+    }
 }
 
 /// How many positive and negative pairs the masks of all blocks held, and whether PML's

@@ -14,10 +14,12 @@ use std::f64::consts::PI;
 
 use burn::{
     module::Param,
-    tensor::{Int, Tensor, backend::Backend},
+    tensor::{IndexingUpdateOp, Int, Tensor, backend::Backend},
 };
 use pml_core::{
-    Distance, LossInput, LossTerm, LossTerms, PmlError, ReductionType, math::lp_norm_rows,
+    Distance, GramForm, GramInputs, LossInput, LossTerm, LossTerms, PmlError, ReductionType,
+    math::{lp_norm_rows, masked_logsumexp_with_slopes},
+    tensor::{constant, value_with_gradient},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -217,6 +219,57 @@ impl MarginSoftmax {
         }
     }
 
+    /// The prepared inputs of the cosine matrix when the loss is differentiated off the
+    /// autodiff graph ([`detached_cross_entropy`](Self::detached_cross_entropy)): one center
+    /// per class, a constant scale, and a distance whose matrix is the Gram matrix itself.
+    fn detached_gram<B: Backend>(
+        &self,
+        embeddings: &Tensor<B, 2>,
+        w: &Tensor<B, 2>,
+    ) -> Option<GramInputs<B>> {
+        if self.sub_centers != 1 || !matches!(self.scaling, LogitScale::Constant) {
+            return None;
+        }
+        self.slots
+            .distance
+            .gram_inputs(embeddings.clone(), Some(w.clone().transpose()))
+            .filter(|g| g.form() == GramForm::Inner { power: 1.0 })
+    }
+
+    /// Each row's cross entropy, `[n]`, computed on the constant cosine matrix `cos` (`[n, c]`):
+    /// with `L = s·cos` except `L_iy = s·modify(cos_iy)` (`y = labels_i`) and `p = softmax(L)`
+    /// per row, `ℓ_i = log Σ_j exp(L_ij) − L_iy`, whose derivatives are `∂ℓ_i/∂cos_ij = s·p_ij`
+    /// for `j ≠ y` (attached by the matrix's link) and `∂ℓ_i/∂modify_i = s·(p_iy − 1)`, attached
+    /// through `modify` of the target cosines, which alone are on the autodiff graph. No
+    /// `[n, c]` operation is differentiated.
+    fn detached_cross_entropy<B: Backend>(
+        &self,
+        gram: &GramInputs<B>,
+        labels: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 1> {
+        let (n, s) = (gram.rows(), self.scale);
+        let cols = labels.clone().reshape([n, 1]);
+        let matrix = gram.block(0, n);
+        let modified = self.modify(gram.gram_entries(labels));
+        let target = constant(modified.clone()).reshape([n, 1]);
+        let cos = matrix.mat().clone();
+        let shift = (target.clone() - cos.clone().gather(1, cols.clone())).mul_scalar(s);
+        let logits = cos
+            .mul_scalar(s)
+            .scatter(1, cols.clone(), shift, IndexingUpdateOp::Add);
+        let (lse, p) = masked_logsumexp_with_slopes(logits, None, false);
+        let p_target = p.clone().gather(1, cols.clone());
+        let slopes = p.mul_scalar(s).scatter(
+            1,
+            cols,
+            p_target.clone().mul_scalar(-s),
+            IndexingUpdateOp::Add,
+        );
+        let value = (lse - target.mul_scalar(s)).reshape([n]);
+        let target_slopes = p_target.sub_scalar(1.0).mul_scalar(s).reshape([n]);
+        value_with_gradient(value, matrix.link_rows(slopes) + modified * target_slopes)
+    }
+
     /// PML's `compute_loss` (with the embedding regularization): the term `loss`, one
     /// cross entropy per embedding times its miner weight, and `weight_reg_loss` on the rows
     /// of `Wᵀ`.
@@ -234,15 +287,20 @@ impl MarginSoftmax {
         let n = embeddings.dims()[0];
         let w = value_like(w, &embeddings);
         let weights = convert_to_weights(input.indices_tuple.as_ref(), &embeddings, false);
-        let cosine = self.cosine(w.clone(), embeddings.clone());
-        let mask = one_hot_like(&labels, &cosine);
-        let target = cosine
-            .clone()
-            .gather(1, labels.clone().reshape([n, 1]))
-            .reshape([n]);
-        let diff = (self.modify(target.clone()) - target).reshape([n, 1]);
-        let logits = self.scale_logits(cosine + mask * diff, embeddings.clone(), w.clone());
-        let losses = cross_entropy_rows(logits, labels) * weights;
+        let losses = match self.detached_gram(&embeddings, &w) {
+            Some(gram) => self.detached_cross_entropy(&gram, labels),
+            None => {
+                let cosine = self.cosine(w.clone(), embeddings.clone());
+                let mask = one_hot_like(&labels, &cosine);
+                let target = cosine
+                    .clone()
+                    .gather(1, labels.clone().reshape([n, 1]))
+                    .reshape([n]);
+                let diff = (self.modify(target.clone()) - target).reshape([n, 1]);
+                let logits = self.scale_logits(cosine + mask * diff, embeddings.clone(), w.clone());
+                cross_entropy_rows(logits, labels)
+            }
+        } * weights;
         let idx = Tensor::<B, 1, Int>::arange(0..n as i64, &embeddings.device());
         let mut terms = LossTerms::new().with(LossTerm::element("loss", losses, idx));
         self.weight_reg.add(&mut terms, w.transpose());

@@ -121,8 +121,10 @@ impl<B: Backend> MetricLoss<B> for MultiSimilarityLoss {
             let dc = masks.mat().clone();
             let pos_exp = d.margin_to(dc.clone(), self.base).mul_scalar(self.alpha);
             let neg_exp = d.margin_from(self.base, dc).mul_scalar(self.beta);
-            let (pos, pos_slopes) = masked_logsumexp_with_slopes(pos_exp, masks.pos.clone(), true);
-            let (neg, neg_slopes) = masked_logsumexp_with_slopes(neg_exp, masks.neg.clone(), true);
+            let (pos, pos_slopes) =
+                masked_logsumexp_with_slopes(pos_exp, Some(masks.pos.clone()), true);
+            let (neg, neg_slopes) =
+                masked_logsumexp_with_slopes(neg_exp, Some(masks.neg.clone()), true);
             let value = pos.div_scalar(self.alpha) + neg.div_scalar(self.beta);
             let slopes = (pos_slopes - neg_slopes).mul_scalar(slope);
             value_with_gradient(value.reshape([rows]), masks.link_rows(slopes))

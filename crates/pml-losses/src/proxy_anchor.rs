@@ -190,8 +190,9 @@ impl<B: Backend> MetricLoss<B> for ProxyAnchorLoss<B> {
             .margin_from(-self.margin, sim.mat().clone())
             .mul_scalar(self.alpha)
             + log_weights;
-        let (pos, w_pos) = masked_logsumexp_with_slopes(pos_exp, is_pos.clone(), true);
-        let (neg, w_neg) = masked_logsumexp_with_slopes(neg_exp, is_pos.clone().bool_not(), true);
+        let (pos, w_pos) = masked_logsumexp_with_slopes(pos_exp, Some(is_pos.clone()), true);
+        let (neg, w_neg) =
+            masked_logsumexp_with_slopes(neg_exp, Some(is_pos.clone().bool_not()), true);
         let pos = value_with_gradient(pos.reshape([c]), sim.link_rows(w_pos.mul_scalar(slope)));
         let neg = value_with_gradient(neg.reshape([c]), sim.link_rows(w_neg.mul_scalar(-slope)));
         let with_pos = crate::class_weights::count_true(is_pos.any_dim(1).reshape([c]), &pos);

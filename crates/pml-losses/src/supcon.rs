@@ -101,7 +101,8 @@ impl<B: Backend> MetricLoss<B> for SupConLoss {
             let x = x.clone() - x.max_dim(1);
             let rows = x.dims()[0];
             let candidates = masks.pos.clone().bool_or(masks.neg.clone());
-            let (denominator, softmax) = masked_logsumexp_with_slopes(x.clone(), candidates, false);
+            let (denominator, softmax) =
+                masked_logsumexp_with_slopes(x.clone(), Some(candidates), false);
             let log_prob = x - denominator;
             let pos = mask_to_float(masks.pos.clone(), &log_prob);
             let count = pos.clone().sum_dim(1);

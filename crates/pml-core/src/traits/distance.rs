@@ -1,8 +1,8 @@
-use burn::tensor::{Bool, Tensor, backend::Backend};
+use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
 use crate::{
     math::{matmul, squared_distances},
-    tensor::constant,
+    tensor::{constant, contiguous},
 };
 
 /// A distance or similarity between embeddings (PML's `BaseDistance`).
@@ -144,7 +144,8 @@ pub struct GramInputs<B: Backend> {
     reference: Tensor<B, 2>,
     /// `[reference, ‖reference‖²]`, `[m, d + 1]`, on the graph (Euclidean form only).
     reference_aug: Option<Tensor<B, 2>>,
-    /// Constant `referenceᵀ`, `[d, m]`.
+    /// Constant `referenceᵀ`, `[d, m]`, laid out contiguously once (the right operand of
+    /// every block's product).
     reference_t: Tensor<B, 2>,
     /// Constant `‖query‖²` `[n, 1]` and `‖reference‖²ᵀ` `[1, m]` (Euclidean form only).
     squares: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
@@ -182,7 +183,7 @@ impl<B: Backend> GramInputs<B> {
         Self {
             form,
             squares,
-            reference_t: reference_c.transpose(),
+            reference_t: contiguous(reference_c.transpose()),
             query,
             reference,
             reference_aug,
@@ -193,6 +194,26 @@ impl<B: Backend> GramInputs<B> {
     /// Query rows `n`.
     pub fn rows(&self) -> usize {
         self.query.dims()[0]
+    }
+
+    /// How the matrix depends on the Gram matrix.
+    pub fn form(&self) -> GramForm {
+        self.form
+    }
+
+    /// `[n]`: the Gram entries `q_i · r_{cols_i}` of the prepared inputs, on the autodiff graph,
+    /// for a loss that differentiates a few entries through operations of its own (and the rest
+    /// of the matrix through a [`DetachedMatrix`]'s link).
+    ///
+    /// # Shapes
+    /// - `cols`: `[n]`, values in `0..m`
+    pub fn gram_entries(&self, cols: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        let [n, d] = self.query.dims();
+        let picked = self
+            .reference
+            .clone()
+            .gather(0, cols.reshape([n, 1]).expand([n, d]));
+        (self.query.clone() * picked).sum_dim(1).reshape([n])
     }
 
     /// The matrix of query rows `start..start + len` against the whole reference, `[len, m]`.
@@ -230,12 +251,12 @@ impl<B: Backend> GramInputs<B> {
         };
         DetachedMatrix {
             mat,
-            link: Link::Gram {
+            link: Link::Gram(GramLink {
                 factor,
                 query,
                 reference: self.reference.clone(),
                 reference_aug: self.reference_aug.clone(),
-            },
+            }),
         }
     }
 }
@@ -286,16 +307,64 @@ pub struct DetachedMatrix<B: Backend> {
 
 #[derive(Clone, Debug)]
 enum Link<B: Backend> {
-    Gram {
-        /// `∂mat/∂X` (`None`: 1), a constant `[b, m]`.
-        factor: Option<Tensor<B, 2>>,
-        /// The block's query rows and the whole reference, on the graph.
-        query: Tensor<B, 2>,
-        reference: Tensor<B, 2>,
-        /// `[reference, ‖reference‖²]` for the Euclidean form.
-        reference_aug: Option<Tensor<B, 2>>,
-    },
+    Gram(GramLink<B>),
     Tracked(Tensor<B, 2>),
+}
+
+/// The link of a [`GramInputs`] block.
+#[derive(Clone, Debug)]
+struct GramLink<B: Backend> {
+    /// `∂mat/∂X` (`None`: 1), a constant `[b, m]`.
+    factor: Option<Tensor<B, 2>>,
+    /// The block's query rows and the whole reference, on the graph.
+    query: Tensor<B, 2>,
+    reference: Tensor<B, 2>,
+    /// `[reference, ‖reference‖²]` for the Euclidean form.
+    reference_aug: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> GramLink<B> {
+    /// `T = slopes ⊙ ∂mat/∂X`.
+    fn chain(&self, slopes: Tensor<B, 2>) -> Tensor<B, 2> {
+        match &self.factor {
+            Some(f) => slopes * f.clone(),
+            None => slopes,
+        }
+    }
+
+    /// [`DetachedMatrix::link_rows`], `[b, 1]`.
+    fn rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 2> {
+        let t = self.chain(slopes);
+        let query = &self.query;
+        match &self.reference_aug {
+            None => (query.clone() * matmul(t, self.reference.clone())).sum_dim(1),
+            Some(aug) => {
+                let d = query.dims()[1];
+                let tr = matmul(t.clone(), aug.clone());
+                let q_sq = query.clone().powi_scalar(2).sum_dim(1);
+                let cross = (query.clone() * tr.clone().narrow(1, 0, d)).sum_dim(1);
+                t.sum_dim(1) * q_sq + tr.narrow(1, d, 1) - cross.mul_scalar(2.0)
+            }
+        }
+    }
+
+    /// [`DetachedMatrix::link_sum`], `[1]`.
+    fn sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        let t = self.chain(slopes);
+        let (query, reference) = (&self.query, &self.reference);
+        let (q, r) = (constant(query.clone()), constant(reference.clone()));
+        let t_r = matmul(t.clone(), r.clone());
+        let t_q = matmul(q.clone().transpose(), t.clone()).transpose();
+        let (grad_q, grad_r) = if self.reference_aug.is_some() {
+            (
+                (q * t.clone().sum_dim(1) - t_r).mul_scalar(2.0),
+                (r * t.sum_dim(0).transpose() - t_q).mul_scalar(2.0),
+            )
+        } else {
+            (t_r, t_q)
+        };
+        (query.clone() * grad_q).sum() + (reference.clone() * grad_r).sum()
+    }
 }
 
 impl<B: Backend> DetachedMatrix<B> {
@@ -326,28 +395,36 @@ impl<B: Backend> DetachedMatrix<B> {
         }
         let link = match &self.link {
             Link::Tracked(mat) => (mat.clone() * slopes).sum_dim(1),
-            Link::Gram {
-                factor,
-                query,
-                reference,
-                reference_aug,
-            } => {
-                let t = match factor {
-                    Some(f) => slopes * f.clone(),
-                    None => slopes,
-                };
-                match reference_aug {
-                    None => (query.clone() * matmul(t, reference.clone())).sum_dim(1),
-                    Some(aug) => {
-                        let d = query.dims()[1];
-                        let tr = matmul(t.clone(), aug.clone());
-                        let q_sq = query.clone().powi_scalar(2).sum_dim(1);
-                        let cross = (query.clone() * tr.clone().narrow(1, 0, d)).sum_dim(1);
-                        t.sum_dim(1) * q_sq + tr.narrow(1, d, 1) - cross.mul_scalar(2.0)
-                    }
-                }
-            }
+            Link::Gram(g) => g.rows(slopes),
         };
         link.reshape([b])
+    }
+
+    /// `[1]`: the gradient of `Σ_ij slopes_ij mat_ij` w.r.t. the inputs, for a loss that only
+    /// sums its links (the sum of [`link_rows`](Self::link_rows), with another value). Zero on
+    /// a backend without autodiff.
+    ///
+    /// From a [`GramInputs`] block, with `T = S ⊙ ∂mat/∂X` as in [`link_rows`](Self::link_rows),
+    /// the gradients are computed on constants and attached as the linear form `Σ q ⊙ ∂q + Σ r ⊙ ∂r`:
+    ///
+    /// - inner: `∂q = T r`, `∂r = Tᵀ q`,
+    /// - Euclidean: `∂q_i = 2 ((Σ_j T_ij) q_i − (T r)_i)`, `∂r_j = 2 ((Σ_i T_ij) r_j − (Tᵀ q)_j)`.
+    ///
+    /// Both `[b, m]` products are forward products whose operand `T` keeps its layout (`Tᵀ q`
+    /// as `(qᵀ T)ᵀ`); the graph holds `[b, d]` and `[m, d]` operations only. (Autodiff of
+    /// [`link_rows`](Self::link_rows) multiplies by `Tᵀ` in the backward pass, which
+    /// burn-ndarray first copies element by element.)
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        let device = slopes.device();
+        if !B::ad_enabled(&device) {
+            return Tensor::zeros([1], (&device, slopes.dtype()));
+        }
+        match &self.link {
+            Link::Tracked(mat) => (mat.clone() * slopes).sum(),
+            Link::Gram(g) => g.sum(slopes),
+        }
     }
 }
