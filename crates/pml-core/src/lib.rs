@@ -15,9 +15,11 @@
 //! * [`PmlError`]: errors for everything that depends on data or user configuration.
 //! * [`backend`]: names of the backends the workspace's programs run on and the `PML_BACKEND`
 //!   override (no backend is compiled here).
+//! * [`blocks`]: independent blocks of tensor work on the CPU's threads.
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod blocks;
 pub mod config;
 mod error;
 mod indices;

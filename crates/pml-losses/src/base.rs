@@ -120,8 +120,8 @@ impl LossSlots {
     }
 }
 
-/// The running total and count of the hinge losses at the true entries of masks that a
-/// [`TotalsReduction`] keeps, added block by block: what the reducer needs of the term holding
+/// The total and count of the hinge losses at the true entries of masks that a
+/// [`TotalsReduction`] keeps, block by block ([`hinge`](Self::hinge), [`merge`](Self::merge)): what the reducer needs of the term holding
 /// exactly those losses, without listing them.
 ///
 /// The losses are computed off the autodiff graph: a hinge `[v]₊` with `∂v/∂mat = slope` has the
@@ -130,41 +130,31 @@ impl LossSlots {
 /// block in the backward pass instead of every step of the loss.
 pub(crate) struct MaskedTotals<B: Backend> {
     rule: TotalsReduction,
-    /// `[1]` each: the constant total, the count and the differentiable link so far.
+    /// `[1]` each: the constant total, the count and the differentiable link.
     total: Tensor<B, 1>,
     count: Tensor<B, 1>,
     link: Tensor<B, 1>,
 }
 
 impl<B: Backend> MaskedTotals<B> {
-    /// Nothing added yet; the totals take the device and dtype of `like`.
-    pub fn new(rule: TotalsReduction, like: &Tensor<B, 2>) -> Self {
-        let zero = || Tensor::zeros([1], (&like.device(), like.dtype()));
-        Self {
-            rule,
-            total: zero(),
-            count: zero(),
-            link: zero(),
-        }
-    }
-
-    /// Adds the hinge losses `[v]₊` at the true entries of `mask` that the rule keeps.
+    /// The totals of one block: the hinge losses `[v]₊` at the true entries of `mask` that
+    /// the rule keeps. Blocks are combined with [`merge`](Self::merge).
     ///
     /// # Shapes
     /// `v` (a constant computed from `masks.mat()`, `∂v/∂mat = slope`), `mask`: both `[b, m]`
-    pub fn add_hinge(
-        &mut self,
+    pub fn hinge(
+        rule: TotalsReduction,
         masks: &PairMasks<B>,
         v: Tensor<B, 2>,
         slope: f64,
         mask: Tensor<B, 2, Bool>,
-    ) {
+    ) -> Self {
         // A threshold strictly above a non-negative bound keeps active losses only.
         let keeps_active_only =
-            matches!(self.rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0);
+            matches!(rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0);
         let active = (!keeps_active_only).then(|| v.clone().greater_elem(0.0));
         let losses = relu(v);
-        let kept = match self.rule.kept(&losses) {
+        let kept = match rule.kept(&losses) {
             Some(inside) => mask.bool_and(inside),
             None => mask,
         };
@@ -173,9 +163,22 @@ impl<B: Backend> MaskedTotals<B> {
             None => kept_float.clone(),
             Some(active) => mask_to_float(kept.bool_and(active), &losses),
         };
-        self.count = self.count.clone() + kept_float.clone().sum();
-        self.total = self.total.clone() + (losses * kept_float).sum();
-        self.link = self.link.clone() + masks.link_sum(moving.mul_scalar(slope));
+        Self {
+            rule,
+            count: kept_float.clone().sum(),
+            total: (losses * kept_float).sum(),
+            link: masks.link_sum(moving.mul_scalar(slope)),
+        }
+    }
+
+    /// The totals of both blocks' losses.
+    pub fn merge(self, other: Self) -> Self {
+        Self {
+            rule: self.rule,
+            count: self.count + other.count,
+            total: self.total + other.total,
+            link: self.link + other.link,
+        }
     }
 
     /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`.

@@ -150,16 +150,20 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
         };
         input.validate();
         let d = &self.slots.distance;
-        let mut pos_totals = MaskedTotals::new(pos_rule, &input.embeddings);
-        let mut neg_totals = MaskedTotals::new(neg_rule, &input.embeddings);
         let slope = Distance::<B>::margin_slope(d);
-        let (_, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
+        let (blocks, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
             let pos = d.margin_to(masks.mat().clone(), self.pos_margin);
             let neg = d.margin_from(self.neg_margin, masks.mat().clone());
-            pos_totals.add_hinge(&masks, pos, slope, masks.pos.clone());
-            neg_totals.add_hinge(&masks, neg, -slope, masks.neg.clone());
+            (
+                MaskedTotals::hinge(pos_rule, &masks, pos, slope, masks.pos.clone()),
+                MaskedTotals::hinge(neg_rule, &masks, neg, -slope, masks.neg.clone()),
+            )
         })
         .expect("labels without indices tuple");
+        let (pos_totals, neg_totals) = blocks
+            .into_iter()
+            .reduce(|(p, n), (p2, n2)| (p.merge(p2), n.merge(n2)))
+            .expect("at least one block");
         let loss = pos_totals.reduce() + neg_totals.reduce();
         self.slots.plus_regularization(counts.gated(loss), &input)
     }

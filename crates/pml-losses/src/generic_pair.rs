@@ -6,6 +6,7 @@
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
     DetachedMatrix, Distance, IndicesTuple, LossInput,
+    blocks::{block_threads, map_blocks},
     labels::{convert_to_pairs, matches_and_diffs_of_rows},
     math::masked_logsumexp,
     tensor::gather_pairs,
@@ -178,26 +179,29 @@ enum MaskSource<B: Backend> {
     },
 }
 
-/// Calls `f` on the [`PairMasks`] of each block of anchor rows, in order (at least one block),
-/// and returns its results with the pair counts; `None` when PML returns its zero loss and that is known without
+/// Calls `f` on the [`PairMasks`] of each block of anchor rows (on the CPU's threads where
+/// [`block_threads`] says so) and returns its results in block order (at least one block) with
+/// the pair counts; `None` when PML returns its zero loss and that is known without
 /// reading the device. The masks come from the labels (no index lists are built) or from the
 /// indices tuple. A batch whose `[n, m]` matrix fits [`BLOCK_ENTRIES`] is one block, measured
 /// exactly as PML measures it; larger ones measure each block against the whole reference set.
-pub(crate) fn pair_mask_blocks<B: Backend, T>(
+pub(crate) fn pair_mask_blocks<B: Backend, T: Send>(
     slots: &LossSlots,
     input: &LossInput<B>,
-    f: impl FnMut(PairMasks<B>) -> T,
+    f: impl Fn(PairMasks<B>) -> T + Sync,
 ) -> Option<(Vec<T>, PairCounts<B>)> {
-    blocks_of_entries(slots, input, BLOCK_ENTRIES, f)
+    let threads = block_threads::<B>(&input.embeddings.device());
+    blocks_of_entries(slots, input, BLOCK_ENTRIES, threads, f)
 }
 
 /// [`pair_mask_blocks`] with blocks of about `entries` entries (at least one row, and at least
-/// one block even for an empty batch).
-fn blocks_of_entries<B: Backend, T>(
+/// one block even for an empty batch) on up to `threads` threads.
+fn blocks_of_entries<B: Backend, T: Send>(
     slots: &LossSlots,
     input: &LossInput<B>,
     entries: usize,
-    mut f: impl FnMut(PairMasks<B>) -> T,
+    threads: usize,
+    f: impl Fn(PairMasks<B>) -> T + Sync,
 ) -> Option<(Vec<T>, PairCounts<B>)> {
     let (n, m) = (input.embeddings.dims()[0], input.ref_len());
     let source = match &input.indices_tuple {
@@ -219,21 +223,21 @@ fn blocks_of_entries<B: Backend, T>(
             MaskSource::Tuple { pos, neg }
         }
     };
-    let rows = (entries / m.max(1)).clamp(1, n.max(1));
     let gram = slots.distance.gram_inputs(
         input.embeddings.clone(),
         input.reference.as_ref().map(|r| r.embeddings.clone()),
     );
     let device = input.embeddings.device();
-    let zero = || Tensor::<B, 1, Int>::zeros([1], &device);
-    let mut counts = PairCounts {
-        pos: zero(),
-        neg: zero(),
-        gate: matches!(source, MaskSource::Labels { .. }),
-    };
-    let mut parts = Vec::new();
-    for r0 in (0..n.max(1)).step_by(rows) {
-        let b = rows.min(n - r0);
+    // Blocks of a Gram form are exact whatever their size, so they are split for the threads
+    // too (at least one block each); other distances measure the whole batch in one block
+    // where it fits, on one thread.
+    let threads = if gram.is_some() { threads } else { 1 };
+    let rows = (entries / m.max(1))
+        .min(n.div_ceil(threads))
+        .clamp(1, n.max(1));
+    let starts: Vec<usize> = (0..n.max(1)).step_by(rows).collect();
+    let blocks = map_blocks(starts.len(), threads, |k| {
+        let (r0, b) = (starts[k], rows.min(n - starts[k]));
         let matrix = match &gram {
             Some(g) => g.block(r0, b),
             // The whole batch at once is measured exactly as PML measures it
@@ -253,9 +257,19 @@ fn blocks_of_entries<B: Backend, T>(
                 matches_and_diffs_of_rows(labels, refs.as_ref(), r0..r0 + b)
             }
         };
-        counts.pos = counts.pos + pos.clone().int().sum();
-        counts.neg = counts.neg + neg.clone().int().sum();
-        parts.push(f(PairMasks { pos, neg, matrix }));
+        let counts = (pos.clone().int().sum(), neg.clone().int().sum());
+        (f(PairMasks { pos, neg, matrix }), counts)
+    });
+    let mut counts = PairCounts {
+        pos: Tensor::zeros([1], &device),
+        neg: Tensor::zeros([1], &device),
+        gate: matches!(source, MaskSource::Labels { .. }),
+    };
+    let mut parts = Vec::with_capacity(blocks.len());
+    for (part, (pos, neg)) in blocks {
+        counts.pos = counts.pos + pos;
+        counts.neg = counts.neg + neg;
+        parts.push(part);
     }
     Some((parts, counts))
 }
@@ -265,7 +279,7 @@ fn blocks_of_entries<B: Backend, T>(
 pub(crate) fn anchor_losses<B: Backend>(
     slots: &LossSlots,
     input: &LossInput<B>,
-    f: impl FnMut(PairMasks<B>) -> Tensor<B, 1>,
+    f: impl Fn(PairMasks<B>) -> Tensor<B, 1> + Sync,
 ) -> Option<(Tensor<B, 1>, PairCounts<B>)> {
     let (parts, counts) = pair_mask_blocks(slots, input, f)?;
     Some((Tensor::cat(parts, 0), counts))
@@ -291,8 +305,9 @@ mod tests {
         slots: &LossSlots,
         input: &LossInput<B>,
         entries: usize,
+        threads: usize,
     ) -> (usize, Vec<f64>, Vec<f64>, Vec<f64>, [i64; 2]) {
-        let (parts, counts) = blocks_of_entries(slots, input, entries, |m| {
+        let (parts, counts) = blocks_of_entries(slots, input, entries, threads, |m| {
             (m.mat().clone(), m.pos.float(), m.neg.float())
         })
         .expect("masks");
@@ -310,17 +325,19 @@ mod tests {
     }
 
     fn assert_blocks_equal_one_block(slots: &LossSlots, input: &LossInput<B>) {
-        let (one, mat, pos, neg, counts) = stacked(slots, input, usize::MAX);
+        let (one, mat, pos, neg, counts) = stacked(slots, input, usize::MAX, 1);
         assert_eq!(one, 1);
         let m = input.ref_len();
-        for entries in [1, m, 3 * m - 1] {
-            let (blocks, b_mat, b_pos, b_neg, b_counts) = stacked(slots, input, entries);
-            assert!(blocks > 1, "{entries} entries give {blocks} blocks");
-            assert_eq!((&b_pos, &b_neg, b_counts), (&pos, &neg, counts));
+        let cases = [(1, 1), (m, 1), (3 * m - 1, 1), (usize::MAX, 2), (m, 3)];
+        for (entries, threads) in cases {
+            let (blocks, b_mat, b_pos, b_neg, b_counts) = stacked(slots, input, entries, threads);
+            let case = format!("{entries} entries on {threads} threads");
+            assert!(blocks > 1, "{case} give {blocks} blocks");
+            assert_eq!((&b_pos, &b_neg, b_counts), (&pos, &neg, counts), "{case}");
             // Blocks measure against the reference as a separate tensor: an Lp self-distance
             // is then `sqrt` of a rounding error (~1e-16) instead of exactly zero.
             for (x, y) in b_mat.iter().zip(&mat) {
-                assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+                assert!((x - y).abs() < 1e-7, "{case}: {x} vs {y}");
             }
         }
     }

@@ -1,0 +1,66 @@
+//! Independent blocks of tensor work on the CPU's threads.
+//!
+//! burn-ndarray runs each element-wise kernel on one thread (only its matrix products use
+//! several), so a loss that walks its distance matrix in blocks of rows one block at a time
+//! leaves the other cores idle. [`map_blocks`] runs the blocks on rayon's threads when
+//! [`block_threads`] says the backend computes on the host; on the GPU backends kernels are
+//! queued asynchronously from one thread and the blocks stay in order on it.
+//!
+//! Burn tensors are `Send + Sync` and its autodiff graph is shared behind a mutex, so blocks may
+//! build graph nodes; results come back in block order, so what is summed from them is summed
+//! in the same order on any number of threads.
+
+use std::num::NonZeroUsize;
+
+use burn::tensor::backend::Backend;
+use rayon::prelude::*;
+
+/// The threads [`map_blocks`] should use on `device`: the CPU's threads on burn-ndarray (alone
+/// or under autodiff), whose element-wise kernels are single-threaded; 1 on other backends.
+pub fn block_threads<B: Backend>(device: &B::Device) -> usize {
+    if B::name(device).contains("ndarray") {
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    } else {
+        1
+    }
+}
+
+/// `[f(0), f(1), …, f(count − 1)]`, in index order: on rayon's thread pool (burn-ndarray's)
+/// when `threads > 1`, else in order on the calling thread. A panic in `f` is resumed on the
+/// calling thread.
+pub fn map_blocks<T: Send>(count: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if threads <= 1 || count <= 1 {
+        return (0..count).map(f).collect();
+    }
+    (0..count).into_par_iter().map(&f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+
+    #[test]
+    fn blocks_come_back_in_order_on_any_number_of_threads() {
+        for threads in [1, 2, 3, 8] {
+            for count in [0, 1, 2, 5, 16] {
+                let got = map_blocks(count, threads, |i| i * i);
+                assert_eq!(got, (0..count).map(|i| i * i).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "block 3")]
+    fn a_panic_in_a_block_reaches_the_caller() {
+        map_blocks(4, 2, |i| assert!(i != 3, "block {i}"));
+    }
+
+    #[test]
+    fn host_backends_use_threads() {
+        let device = Default::default();
+        let expected = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(block_threads::<NdArray>(&device), expected);
+        assert_eq!(block_threads::<Autodiff<NdArray>>(&device), expected);
+    }
+}
