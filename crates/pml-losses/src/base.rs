@@ -121,8 +121,9 @@ impl LossSlots {
 }
 
 /// The total and count of the hinge losses at the true entries of masks that a
-/// [`TotalsReduction`] keeps, block by block ([`hinge`](Self::hinge), [`merge`](Self::merge)): what the reducer needs of the term holding
-/// exactly those losses, without listing them.
+/// [`TotalsReduction`] keeps, block by block ([`hinge`](Self::hinge), then
+/// [`merge`](Self::merge)): what the reducer needs of the term holding exactly those losses,
+/// without listing them.
 ///
 /// The losses are computed off the autodiff graph: a hinge `[v]₊` with `∂v/∂mat = slope` has the
 /// derivative `slope` where `v > 0`, so the gradient reaches the distance matrix through
