@@ -6,7 +6,7 @@
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
     DetachedMatrix, Distance, IndicesTuple, LossInput,
-    blocks::{block_threads, map_blocks},
+    blocks::{BLOCK_ENTRIES, block_threads, map_blocks, row_blocks},
     labels::{convert_to_pairs, matches_and_diffs_of_rows},
     math::masked_logsumexp,
     tensor::gather_pairs,
@@ -86,12 +86,6 @@ fn pair_counts<B: Backend>(
         .select_assign(0, flat, ones, IndexingUpdateOp::Add)
         .reshape([n, m])
 }
-
-/// Anchor rows per block of [`pair_mask_blocks`]: about `2^20` entries of the `[rows, m]`
-/// matrices (4 MB in `f32`). Each temporary of a block is then a small allocation that the
-/// allocator recycles (and that stays in cache), where a whole `[n, m]` temporary at
-/// `n = m = 4096` is a fresh 64 MB mapping paged in at every step.
-const BLOCK_ENTRIES: usize = 1 << 20;
 
 /// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
 /// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
@@ -232,12 +226,9 @@ fn blocks_of_entries<B: Backend, T: Send>(
     // too (at least one block each); other distances measure the whole batch in one block
     // where it fits, on one thread.
     let threads = if gram.is_some() { threads } else { 1 };
-    let rows = (entries / m.max(1))
-        .min(n.div_ceil(threads))
-        .clamp(1, n.max(1));
-    let starts: Vec<usize> = (0..n.max(1)).step_by(rows).collect();
-    let blocks = map_blocks(starts.len(), threads, |k| {
-        let (r0, b) = (starts[k], rows.min(n - starts[k]));
+    let rows = row_blocks(n, m, entries, threads);
+    let blocks = map_blocks(rows.len(), threads, |k| {
+        let (r0, b) = (rows[k].start, rows[k].len());
         let matrix = match &gram {
             Some(g) => g.block(r0, b),
             // The whole batch at once is measured exactly as PML measures it

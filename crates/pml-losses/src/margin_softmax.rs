@@ -14,10 +14,12 @@ use std::f64::consts::PI;
 
 use burn::{
     module::Param,
-    tensor::{IndexingUpdateOp, Int, Tensor, backend::Backend},
+    tensor::{Int, Tensor, backend::Backend},
 };
 use pml_core::{
     Distance, GramForm, GramInputs, LossInput, LossTerm, LossTerms, PmlError, ReductionType,
+    blocks::BLOCK_ENTRIES,
+    labels::pairwise_equal,
     math::{lp_norm_rows, masked_logsumexp_with_slopes},
     tensor::{constant, value_with_gradient},
 };
@@ -236,38 +238,43 @@ impl MarginSoftmax {
             .filter(|g| g.form() == GramForm::Inner { power: 1.0 })
     }
 
-    /// Each row's cross entropy, `[n]`, computed on the constant cosine matrix `cos` (`[n, c]`):
-    /// with `L = s·cos` except `L_iy = s·modify(cos_iy)` (`y = labels_i`) and `p = softmax(L)`
-    /// per row, `ℓ_i = log Σ_j exp(L_ij) − L_iy`, whose derivatives are `∂ℓ_i/∂cos_ij = s·p_ij`
-    /// for `j ≠ y` (attached by the matrix's link) and `∂ℓ_i/∂modify_i = s·(p_iy − 1)`, attached
-    /// through `modify` of the target cosines, which alone are on the autodiff graph. No
-    /// `[n, c]` operation is differentiated.
+    /// Each row's cross entropy, `[n]`, computed on the constant cosine matrix `cos` (`[n, c]`),
+    /// in blocks of rows ([`GramInputs::map_blocks`]): with `L = s·cos` except
+    /// `L_iy = s·modify(cos_iy)` (`y = labels_i`) and `p = softmax(L)` per row,
+    /// `ℓ_i = log Σ_j exp(L_ij) − L_iy`, whose derivatives are `∂ℓ_i/∂cos_ij = s·p_ij` for
+    /// `j ≠ y` (attached by the block's link) and `∂ℓ_i/∂modify_i = s·(p_iy − 1)`, attached through `modify` of the target cosines, which
+    /// alone are on the autodiff graph. No `[n, c]` operation is differentiated.
     fn detached_cross_entropy<B: Backend>(
         &self,
         gram: &GramInputs<B>,
         labels: Tensor<B, 1, Int>,
     ) -> Tensor<B, 1> {
-        let (n, s) = (gram.rows(), self.scale);
-        let cols = labels.clone().reshape([n, 1]);
-        let matrix = gram.block(0, n);
-        let modified = self.modify(gram.gram_entries(labels));
-        let target = constant(modified.clone()).reshape([n, 1]);
-        let cos = matrix.mat().clone();
-        let shift = (target.clone() - cos.clone().gather(1, cols.clone())).mul_scalar(s);
-        let logits = cos
-            .mul_scalar(s)
-            .scatter(1, cols.clone(), shift, IndexingUpdateOp::Add);
-        let (lse, p) = masked_logsumexp_with_slopes(logits, None, false);
-        let p_target = p.clone().gather(1, cols.clone());
-        let slopes = p.mul_scalar(s).scatter(
-            1,
-            cols,
-            p_target.clone().mul_scalar(-s),
-            IndexingUpdateOp::Add,
-        );
-        let value = (lse - target.mul_scalar(s)).reshape([n]);
-        let target_slopes = p_target.sub_scalar(1.0).mul_scalar(s).reshape([n]);
-        value_with_gradient(value, matrix.link_rows(slopes) + modified * target_slopes)
+        let s = self.scale;
+        let modified = self.modify(gram.gram_entries(labels.clone()));
+        let target = constant(modified.clone());
+        let classes = Tensor::<B, 1, Int>::arange(0..self.num_classes as i64, &labels.device());
+        let rows = gram.map_blocks(BLOCK_ENTRIES, |rows, matrix| {
+            let [b, c] = matrix.mat().dims();
+            let is_target = pairwise_equal(&labels.clone().narrow(0, rows.start, b), &classes);
+            let target = target.clone().narrow(0, rows.start, b).reshape([b, 1]);
+            let logits = matrix
+                .mat()
+                .clone()
+                .mask_where(is_target.clone(), target.clone().expand([b, c]))
+                .mul_scalar(s);
+            let (lse, p) = masked_logsumexp_with_slopes(logits, None, false);
+            let slopes = p.mul_scalar(s).mask_fill(is_target, 0.0);
+            let target_logits = target.reshape([b]).mul_scalar(s);
+            let lse = lse.reshape([b]);
+            let target_slopes = (target_logits.clone() - lse.clone())
+                .exp()
+                .sub_scalar(1.0)
+                .mul_scalar(s);
+            let link = matrix.link_rows(slopes)
+                + modified.clone().narrow(0, rows.start, b) * target_slopes;
+            value_with_gradient(lse - target_logits, link)
+        });
+        Tensor::cat(rows, 0)
     }
 
     /// PML's `compute_loss` (with the embedding regularization): the term `loss`, one

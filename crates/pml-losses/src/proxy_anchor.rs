@@ -5,7 +5,8 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    labels::pairwise_equal, math::masked_logsumexp_with_slopes, tensor::value_with_gradient,
+    blocks::BLOCK_ENTRIES, labels::pairwise_equal, math::masked_logsumexp_with_slopes,
+    tensor::value_with_gradient,
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::{DivisorReducerConfig, ReducerConfig};
@@ -175,27 +176,46 @@ impl<B: Backend> MetricLoss<B> for ProxyAnchorLoss<B> {
             .reshape([1, n]);
         let d = &self.slots.distance;
         let c = self.num_classes;
-        // Proxies (rows) against the batch (columns): each proxy's log-sum-exps run along its
-        // row, computed off the autodiff graph with their derivatives, which reach the
-        // similarities through the matrix's links.
-        let sim = d.detached_matrix(proxies.clone(), Some(embeddings.clone()));
-        let classes = Tensor::<B, 1, Int>::arange(0..c as i64, &device);
-        let is_pos = pairwise_equal(&classes, &labels);
+        // Proxies (rows) against the batch (columns), in blocks of proxies: each proxy's
+        // log-sum-exps run along its row, computed off the autodiff graph with their
+        // derivatives, which reach the similarities through the block's links.
         let slope = Distance::<B>::margin_slope(d) * self.alpha;
-        let pos_exp = d
-            .margin_to(sim.mat().clone(), self.margin)
-            .mul_scalar(self.alpha)
-            + log_weights.clone();
-        let neg_exp = d
-            .margin_from(-self.margin, sim.mat().clone())
-            .mul_scalar(self.alpha)
-            + log_weights;
-        let (pos, w_pos) = masked_logsumexp_with_slopes(pos_exp, Some(is_pos.clone()), true);
-        let (neg, w_neg) =
-            masked_logsumexp_with_slopes(neg_exp, Some(is_pos.clone().bool_not()), true);
-        let pos = value_with_gradient(pos.reshape([c]), sim.link_rows(w_pos.mul_scalar(slope)));
-        let neg = value_with_gradient(neg.reshape([c]), sim.link_rows(w_neg.mul_scalar(-slope)));
-        let with_pos = crate::class_weights::count_true(is_pos.any_dim(1).reshape([c]), &pos);
+        let blocks = d.map_detached_blocks(
+            proxies.clone(),
+            Some(embeddings.clone()),
+            BLOCK_ENTRIES,
+            |rows, sim| {
+                let b = rows.len();
+                let classes =
+                    Tensor::<B, 1, Int>::arange(rows.start as i64..rows.end as i64, &device);
+                let is_pos = pairwise_equal(&classes, &labels);
+                let pos_exp = d
+                    .margin_to(sim.mat().clone(), self.margin)
+                    .mul_scalar(self.alpha)
+                    + log_weights.clone();
+                let neg_exp = d
+                    .margin_from(-self.margin, sim.mat().clone())
+                    .mul_scalar(self.alpha)
+                    + log_weights.clone();
+                let (pos, w_pos) =
+                    masked_logsumexp_with_slopes(pos_exp, Some(is_pos.clone()), true);
+                let (neg, w_neg) =
+                    masked_logsumexp_with_slopes(neg_exp, Some(is_pos.clone().bool_not()), true);
+                let pos =
+                    value_with_gradient(pos.reshape([b]), sim.link_rows(w_pos.mul_scalar(slope)));
+                let neg =
+                    value_with_gradient(neg.reshape([b]), sim.link_rows(w_neg.mul_scalar(-slope)));
+                (pos, neg, is_pos.any_dim(1).reshape([b]))
+            },
+        );
+        let (mut pos, mut neg, mut has_pos) = (vec![], vec![], vec![]);
+        for (p, q, h) in blocks {
+            pos.push(p);
+            neg.push(q);
+            has_pos.push(h);
+        }
+        let (pos, neg) = (Tensor::cat(pos, 0), Tensor::cat(neg, 0));
+        let with_pos = crate::class_weights::count_true(Tensor::cat(has_pos, 0), &pos);
         let all =
             Tensor::<B, 1>::from_data(TensorData::new(vec![c as f64], [1]), (&device, pos.dtype()));
         let idx = Tensor::<B, 1, Int>::arange(0..c as i64, &device);

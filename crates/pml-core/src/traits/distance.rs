@@ -1,6 +1,9 @@
+use std::ops::Range;
+
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
 use crate::{
+    blocks::{block_threads, map_blocks, row_blocks},
     math::{matmul, squared_distances},
     tensor::{constant, contiguous},
 };
@@ -62,6 +65,35 @@ pub trait Distance<B: Backend> {
         match self.gram_inputs(query.clone(), reference.clone()) {
             Some(g) => g.block(0, g.rows()),
             None => DetachedMatrix::tracked(self.forward(query, reference)),
+        }
+    }
+
+    /// `[f(rows, matrix of those query rows), …]` over blocks of query rows of about `entries`
+    /// entries, in row order: through [`GramInputs::map_blocks`] (on the CPU's threads where
+    /// [`block_threads`] says so) where the distance has a Gram form, otherwise one block, the
+    /// whole [`forward`](Distance::forward) on the autodiff graph.
+    ///
+    /// # Panics
+    /// If the widths of `query` and `reference` differ.
+    fn map_detached_blocks<T: Send>(
+        &self,
+        query: Tensor<B, 2>,
+        reference: Option<Tensor<B, 2>>,
+        entries: usize,
+        f: impl Fn(Range<usize>, DetachedMatrix<B>) -> T + Sync,
+    ) -> Vec<T>
+    where
+        Self: Sized,
+    {
+        match self.gram_inputs(query.clone(), reference.clone()) {
+            Some(g) => g.map_blocks(entries, f),
+            None => {
+                let n = query.dims()[0];
+                vec![f(
+                    0..n,
+                    DetachedMatrix::tracked(self.forward(query, reference)),
+                )]
+            }
         }
     }
 
@@ -208,12 +240,25 @@ impl<B: Backend> GramInputs<B> {
     /// # Shapes
     /// - `cols`: `[n]`, values in `0..m`
     pub fn gram_entries(&self, cols: Tensor<B, 1, Int>) -> Tensor<B, 1> {
-        let [n, d] = self.query.dims();
-        let picked = self
-            .reference
-            .clone()
-            .gather(0, cols.reshape([n, 1]).expand([n, d]));
+        let n = self.rows();
+        let picked = self.reference.clone().select(0, cols);
         (self.query.clone() * picked).sum_dim(1).reshape([n])
+    }
+
+    /// `[f(rows, block(rows)), …]` over the [`row_blocks`] of about `entries` entries, in row
+    /// order, on the CPU's threads where [`block_threads`] says so (at least one block per
+    /// thread; one empty block for no rows).
+    pub fn map_blocks<T: Send>(
+        &self,
+        entries: usize,
+        f: impl Fn(Range<usize>, DetachedMatrix<B>) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = block_threads::<B>(&self.query.device());
+        let blocks = row_blocks(self.rows(), self.reference.dims()[0], entries, threads);
+        map_blocks(blocks.len(), threads, |k| {
+            let rows = blocks[k].clone();
+            f(rows.clone(), self.block(rows.start, rows.len()))
+        })
     }
 
     /// The matrix of query rows `start..start + len` against the whole reference, `[len, m]`.
