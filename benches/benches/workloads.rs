@@ -25,13 +25,8 @@ use pml_core::backend::BackendKind;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The backend when `PML_BACKEND` is unset: the first compiled in of ndarray, wgpu, cuda.
-const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
-    BackendKind::Ndarray
-} else if cfg!(feature = "wgpu") {
-    BackendKind::Wgpu
-} else {
-    BackendKind::Cuda
-};
+const DEFAULT_BACKEND: BackendKind =
+    BackendKind::first_compiled(cfg!(feature = "ndarray"), cfg!(feature = "wgpu"));
 
 fn main() {
     let backend = BackendKind::choose(None, DEFAULT_BACKEND).unwrap_or_else(|e| panic!("{e}"));

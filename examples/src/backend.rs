@@ -7,13 +7,8 @@ pub use pml_core::backend::{BACKEND_ENV, BackendKind};
 
 /// The backend used when neither `--backend` nor `PML_BACKEND` names one: the first compiled in
 /// of ndarray, wgpu, cuda.
-pub const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
-    BackendKind::Ndarray
-} else if cfg!(feature = "wgpu") {
-    BackendKind::Wgpu
-} else {
-    BackendKind::Cuda
-};
+pub const DEFAULT_BACKEND: BackendKind =
+    BackendKind::first_compiled(cfg!(feature = "ndarray"), cfg!(feature = "wgpu"));
 
 /// A job generic over the backend: what [`dispatch`] runs.
 pub trait Job {

@@ -83,13 +83,8 @@ enum Task {
 
 /// The backend when neither `--backend` nor `PML_BACKEND` names one: the first compiled in of
 /// ndarray, wgpu, cuda.
-const DEFAULT_BACKEND: BackendKind = if cfg!(feature = "ndarray") {
-    BackendKind::Ndarray
-} else if cfg!(feature = "wgpu") {
-    BackendKind::Wgpu
-} else {
-    BackendKind::Cuda
-};
+const DEFAULT_BACKEND: BackendKind =
+    BackendKind::first_compiled(cfg!(feature = "ndarray"), cfg!(feature = "wgpu"));
 
 fn run_parity(cases: &Path, filter: Option<&str>, backend: BackendKind) -> Result<Report, String> {
     let cases = load_cases(cases).map_err(|e| e.to_string())?;

@@ -48,6 +48,19 @@ impl BackendKind {
         }
     }
 
+    /// A program's default backend, the first of ndarray, wgpu, cuda that it compiled in;
+    /// the program passes its own features:
+    /// `BackendKind::first_compiled(cfg!(feature = "ndarray"), cfg!(feature = "wgpu"))`.
+    pub const fn first_compiled(ndarray: bool, wgpu: bool) -> Self {
+        if ndarray {
+            Self::Ndarray
+        } else if wgpu {
+            Self::Wgpu
+        } else {
+            Self::Cuda
+        }
+    }
+
     /// The backend that [`BACKEND_ENV`] names, `None` when the variable is unset or empty.
     ///
     /// # Errors
@@ -117,6 +130,14 @@ mod tests {
         let err = "metal".parse::<BackendKind>().unwrap_err();
         assert!(err.contains("`metal`"), "{err}");
         assert!("".parse::<BackendKind>().is_err());
+    }
+
+    #[test]
+    fn the_default_is_the_first_compiled_in() {
+        use BackendKind::*;
+        assert_eq!(BackendKind::first_compiled(true, true), Ndarray);
+        assert_eq!(BackendKind::first_compiled(false, true), Wgpu);
+        assert_eq!(BackendKind::first_compiled(false, false), Cuda);
     }
 
     #[test]

@@ -4,6 +4,16 @@ use burn::tensor::{
     BasicOps, Bool, Element, FloatDType, Int, Tensor, TensorData, backend::Backend,
 };
 
+/// `true` at `(i, offset + i)`: the diagonal of a square matrix, or of the block of its rows
+/// `offset..offset + rows` (`shape = [rows, cols]`). (Burn's `diag_mask` is the complement.)
+pub fn diagonal<B: Backend>(
+    shape: [usize; 2],
+    offset: usize,
+    device: &B::Device,
+) -> Tensor<B, 2, Bool> {
+    Tensor::<B, 2, Bool>::diag_mask(shape, offset as i64, device).bool_not()
+}
+
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
 /// (`i64` on ndarray, `i32` on wgpu).
 ///

@@ -1,7 +1,7 @@
 //! Pieces shared by the distances: the options of PML's `BaseDistance`.
 
-use burn::tensor::{Bool, Tensor, backend::Backend};
-use pml_core::math::normalize_rows;
+use burn::tensor::{Tensor, backend::Backend};
+use pml_core::{math::normalize_rows, tensor::diagonal};
 
 /// Options every PML distance has (`normalize_embeddings`, `p`, `power`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,11 +64,6 @@ pub(crate) fn check_widths<B: Backend>(
     }
 }
 
-/// `true` on the diagonal of an `[n, n]` matrix.
-pub(crate) fn diagonal<B: Backend>(n: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
-    Tensor::<B, 2, Bool>::diag_mask([n, n], 0, device).bool_not()
-}
-
 /// `|a_i|² + |b_j|² − 2 a_i·b_j`, clamped at zero, `[n, m]`; with `b = None` (`b = a`) the
 /// diagonal is exactly zero.
 pub(crate) fn squared_euclidean<B: Backend>(
@@ -84,7 +79,7 @@ pub(crate) fn squared_euclidean<B: Backend>(
     if is_self {
         let n = d2.dims()[0];
         let device = d2.device();
-        d2.mask_fill(diagonal::<B>(n, &device), 0.0)
+        d2.mask_fill(diagonal([n, n], 0, &device), 0.0)
     } else {
         d2
     }

@@ -2,11 +2,9 @@ use burn::{
     config::Config,
     tensor::{Tensor, backend::Backend},
 };
-use pml_core::{Distance, GramForm, GramInputs, math::safe_root};
+use pml_core::{Distance, GramForm, GramInputs, math::safe_root, tensor::diagonal};
 
-use crate::common::{
-    BaseOptions, check_widths, diagonal, empty_matrix, has_empty_side, squared_euclidean,
-};
+use crate::common::{BaseOptions, check_widths, empty_matrix, has_empty_side, squared_euclidean};
 
 /// Configuration of [`LpDistance`], with PML's argument names and defaults.
 #[derive(Config, Debug)]
@@ -106,7 +104,7 @@ impl<B: Backend> Distance<B> for LpDistance {
         let mat = self.general_p(q, r);
         let mat = if is_self {
             let (n, device) = (mat.dims()[0], mat.device());
-            mat.mask_fill(diagonal::<B>(n, &device), 0.0)
+            mat.mask_fill(diagonal([n, n], 0, &device), 0.0)
         } else {
             mat
         };

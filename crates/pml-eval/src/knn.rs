@@ -9,6 +9,7 @@ use pml_core::{
     math::normalize_rows,
     tensor::{float_vec, int_vec},
 };
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
@@ -627,8 +628,8 @@ fn group_keys(dots: &[f32], q_sq: Option<f32>, r_sq: Option<&[f32]>) -> [f32; GR
 }
 
 /// Runs `work` over `items` split into one contiguous chunk per CPU thread (chunk lengths a
-/// multiple of `align`); `work` gets the chunk's offset and the chunk. `cost` (block entries)
-/// decides whether threads pay off.
+/// multiple of `align`) on rayon's pool (burn-ndarray's); `work` gets the chunk's offset and
+/// the chunk. `cost` (block entries) decides whether threads pay off.
 fn on_threads<T: Send>(
     items: &mut [T],
     cost: usize,
@@ -641,12 +642,10 @@ fn on_threads<T: Send>(
         return;
     }
     let per = (items.len().div_ceil(threads).div_ceil(align) * align).max(1);
-    std::thread::scope(|s| {
-        for (ci, chunk) in items.chunks_mut(per).enumerate() {
-            let work = &work;
-            s.spawn(move || work(ci * per, chunk));
-        }
-    });
+    items
+        .par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(ci, chunk)| work(ci * per, chunk));
 }
 
 /// Feeds each row of a `[rows, width]` block of inner products into its running top-k

@@ -3,13 +3,13 @@ use std::sync::Mutex;
 use burn::{
     config::Config,
     module::Module,
-    tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData, backend::Backend},
+    tensor::{IndexingUpdateOp, Int, Tensor, TensorData, backend::Backend},
 };
 use pml_core::{
     LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     labels::{TripletsPerAnchor, convert_to_triplets},
     rng::SeededRng,
-    tensor::{float_vec, gather_pairs},
+    tensor::{diagonal, float_vec, gather_pairs},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -193,7 +193,7 @@ impl DynamicSoftMarginLoss {
         let (short, long) = (r.min(c), r.max(c));
         let (device, dtype) = (mat.device(), mat.dtype());
         let square = mat.clone().slice([0..short, 0..short]);
-        let eye = Tensor::<B, 2, Bool>::diag_mask([short, short], 0, &device).bool_not();
+        let eye = diagonal([short, short], 0, &device);
         let diag = square
             .mask_fill(eye.bool_not(), 0.0)
             .sum_dim(1)

@@ -1,12 +1,12 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{Bool, Tensor, activation::softmax, backend::Backend},
+    tensor::{Tensor, activation::softmax, backend::Backend},
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     labels::pairwise_equal,
-    tensor::{argwhere_1d, mask_to_float},
+    tensor::{argwhere_1d, diagonal, mask_to_float},
 };
 use pml_distances::{DistanceConfig, LpDistanceConfig};
 use pml_reducers::ReducerConfig;
@@ -121,7 +121,7 @@ impl<B: Backend> MetricLoss<B> for NCALoss {
         }
         mat = mat.mul_scalar(self.softmax_scale);
         if input.reference.is_none() {
-            let diagonal = Tensor::<B, 2, Bool>::diag_mask([n, n], 0, &mat.device()).bool_not();
+            let diagonal = diagonal([n, n], 0, &mat.device());
             mat = mat.mask_fill(diagonal, f64::NEG_INFINITY);
         }
         let same = pairwise_equal(&labels, ref_labels.as_ref().unwrap_or(&labels));

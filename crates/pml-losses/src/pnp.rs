@@ -1,11 +1,12 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{Bool, Int, Tensor, backend::Backend},
+    tensor::{Int, Tensor, backend::Backend},
 };
 use pml_core::{
-    LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType, labels::matches_and_diffs,
-    tensor::mask_to_float,
+    LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
+    labels::matches_and_diffs,
+    tensor::{diagonal, mask_to_float},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -176,7 +177,7 @@ impl<B: Backend> MetricLoss<B> for PNPLoss {
         let (matches, diffs) = matches_and_diffs(&labels, None);
         // PML's I_pos: the positives, plus the query itself when it has a positive.
         let has_pos = matches.clone().any_dim(1);
-        let diagonal = Tensor::<B, 2, Bool>::diag_mask([n, n], 0, &device).bool_not();
+        let diagonal = diagonal([n, n], 0, &device);
         let i_pos = mask_to_float(
             matches.bool_or(diagonal.bool_and(has_pos.clone().expand([n, n]))),
             &s,

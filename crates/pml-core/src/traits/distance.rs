@@ -1,11 +1,11 @@
 use std::ops::Range;
 
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::{
     blocks::{block_threads, map_blocks, row_blocks},
     math::{matmul, squared_distances},
-    tensor::{constant, contiguous},
+    tensor::{constant, contiguous, diagonal},
 };
 
 /// A distance or similarity between embeddings (PML's `BaseDistance`).
@@ -286,9 +286,7 @@ impl<B: Backend> GramInputs<B> {
                     squared_distances(gram, query_sq.narrow(0, start, len), reference_sq_t);
                 if self.is_self {
                     let m = d2.dims()[1];
-                    let diagonal =
-                        Tensor::<B, 2, Bool>::diag_mask([len, m], start as i64, &d2.device())
-                            .bool_not();
+                    let diagonal = diagonal([len, m], start, &d2.device());
                     d2 = d2.mask_fill(diagonal, 0.0);
                 }
                 euclidean_power(d2, power)

@@ -1,8 +1,8 @@
 use burn::{
     config::Config,
-    tensor::{Bool, Int, Tensor, backend::Backend},
+    tensor::{Int, Tensor, backend::Backend},
 };
-use pml_core::{Distance, LossTerm, PmlError, Regularizer};
+use pml_core::{Distance, LossTerm, PmlError, Regularizer, tensor::diagonal};
 use pml_distances::{AnyDistance, DistanceConfig};
 use pml_reducers::{AnyReducer, ReducerConfig};
 
@@ -72,7 +72,7 @@ impl<B: Backend> Regularizer<B> for RegularFaceRegularizer {
         let n = x.dims()[0];
         let device = x.device();
         let sim = self.distance.forward(x.clone(), None);
-        let diagonal = Tensor::<B, 2, Bool>::diag_mask([n, n], 0, &device).bool_not();
+        let diagonal = diagonal([n, n], 0, &device);
         let nearest = sim
             .clone()
             .detach()
