@@ -136,7 +136,7 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
     /// Without an indices tuple (all pairs) and with reducers that need only totals (mean,
     /// sum, average of non-zero, threshold), the pairs are never listed: both terms are reduced
     /// over the masked distance matrix, block by block of anchors, with the hinge and its
-    /// derivative evaluated off the autodiff graph ([`MaskedTotals`]). Otherwise
+    /// derivative evaluated off the autodiff graph (`MaskedTotals`). Otherwise
     /// `reduce(forward_terms(input))`.
     fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
         let rules = (

@@ -242,8 +242,10 @@ impl MarginSoftmax {
     /// in blocks of rows ([`GramInputs::map_blocks`]): with `L = s·cos` except
     /// `L_iy = s·modify(cos_iy)` (`y = labels_i`) and `p = softmax(L)` per row,
     /// `ℓ_i = log Σ_j exp(L_ij) − L_iy`, whose derivatives are `∂ℓ_i/∂cos_ij = s·p_ij` for
-    /// `j ≠ y` (attached by the block's link) and `∂ℓ_i/∂modify_i = s·(p_iy − 1)`, attached through `modify` of the target cosines, which
-    /// alone are on the autodiff graph. No `[n, c]` operation is differentiated.
+    /// `j ≠ y` (attached by the block's link) and `∂ℓ_i/∂modify_i = s·(p_iy − 1)` with
+    /// `p_iy = exp(L_iy − log Σ_j exp(L_ij))`, attached through `modify` of the target cosines,
+    /// which alone are on the autodiff graph. No `[n, c]` operation is differentiated, and the
+    /// target column is marked by a mask (no `gather` or `scatter` over `[n, c]`).
     fn detached_cross_entropy<B: Backend>(
         &self,
         gram: &GramInputs<B>,

@@ -147,7 +147,7 @@ impl<B: Backend> MetricLoss<B> for TripletMarginLoss {
 
     /// Without an indices tuple (all triplets) and with a reducer that needs only totals
     /// (mean, sum, average of non-zero, threshold), the triplets are never listed: see
-    /// [`all_triplets`](crate::all_triplets). Otherwise `reduce(forward_terms(input))`.
+    /// the `all_triplets` module. Otherwise `reduce(forward_terms(input))`.
     fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
         let dense = input.indices_tuple.is_none()
             && input.labels.is_some()
