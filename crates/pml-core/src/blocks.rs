@@ -36,10 +36,21 @@ pub fn block_threads<B: Backend>(device: &B::Device) -> usize {
 /// when `threads > 1`, else in order on the calling thread. A panic in `f` is resumed on the
 /// calling thread.
 pub fn map_blocks<T: Send>(count: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    if threads <= 1 || count <= 1 {
-        return (0..count).map(f).collect();
+    map_owned((0..count).collect(), threads, f)
+}
+
+/// `[f(items[0]), f(items[1]), …]`, in order, as [`map_blocks`] runs them: for blocks that the
+/// caller owns, so that `f` consumes each (burn-ndarray then computes in place on tensors it
+/// holds alone instead of copying them first).
+pub fn map_owned<I: Send, T: Send>(
+    items: Vec<I>,
+    threads: usize,
+    f: impl Fn(I) -> T + Sync,
+) -> Vec<T> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.into_iter().map(f).collect();
     }
-    (0..count).into_par_iter().map(&f).collect()
+    items.into_par_iter().map(&f).collect()
 }
 
 /// Blocks of rows covering `0..rows` of a `[rows, cols]` matrix, in order: about

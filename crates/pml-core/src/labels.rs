@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{
     IndicesTuple, LossInput,
     rng::SeededRng,
-    tensor::{int_tensor, int_vec, take},
+    tensor::{diagonal, int_tensor, int_vec, take},
 };
 
 /// `out[i, j] = labels[i] == ref_labels[j]`, shape `[n, m]`.
@@ -65,12 +65,10 @@ pub fn matches_and_diffs_of_rows<B: Backend>(
     let matches = match ref_labels {
         Some(_) => matches,
         None => {
-            // `diag_mask` is true off the diagonal (here shifted to the block's first row):
-            // keep matches only there.
-            let shape = matches.dims();
-            let off_diagonal =
-                Tensor::<B, 2, Bool>::diag_mask(shape, rows.start as i64, &labels.device());
-            matches.bool_and(off_diagonal)
+            // An anchor is not its own positive: clear the diagonal (shifted to the block's
+            // first row).
+            let diagonal = diagonal(matches.dims(), rows.start, &labels.device());
+            matches.mask_fill(diagonal, false)
         }
     };
     (matches, diffs)

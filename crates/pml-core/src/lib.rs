@@ -36,7 +36,7 @@ pub use indices::IndicesTuple;
 pub use input::{LossInput, Reference};
 pub use terms::{LossTerm, LossTerms, ReductionType, TermIndices};
 pub use traits::{
-    distance::{DetachedMatrix, Distance, GramForm, GramInputs},
+    distance::{DetachedMatrix, Distance, GramForm, GramInputs, MatrixLink},
     loss::MetricLoss,
     miner::Miner,
     reducer::{ReduceContext, Reducer},

@@ -4,14 +4,33 @@ use burn::tensor::{
     BasicOps, Bool, Element, FloatDType, Int, Tensor, TensorData, backend::Backend,
 };
 
+use crate::labels::pairwise_equal;
+
 /// `true` at `(i, offset + i)`: the diagonal of a square matrix, or of the block of its rows
-/// `offset..offset + rows` (`shape = [rows, cols]`). (Burn's `diag_mask` is the complement.)
+/// `offset..offset + rows` (`shape = [rows, cols]`). (Burn's `diag_mask` is the complement,
+/// built through an `[rows, cols]` integer matrix; here one comparison of the row and column
+/// indices, broadcast.)
 pub fn diagonal<B: Backend>(
     shape: [usize; 2],
     offset: usize,
     device: &B::Device,
 ) -> Tensor<B, 2, Bool> {
-    Tensor::<B, 2, Bool>::diag_mask(shape, offset as i64, device).bool_not()
+    let [rows, cols] = shape;
+    let (start, cols) = (offset as i64, cols as i64);
+    pairwise_equal(
+        &Tensor::arange(start..start + rows as i64, device),
+        &Tensor::arange(0..cols, device),
+    )
+}
+
+/// `true` where `x` is NaN, on every backend and CPU.
+///
+/// Burn's `is_nan` is `x != x`, and burn-ndarray's SIMD float equality on CPUs without AVX-512
+/// (macerator's AVX2 path, `_CMP_EQ_UQ`) holds whenever an operand is NaN: there `is_nan` is
+/// false everywhere, and `equal_elem(c)` true at every NaN. The ordered `x ≤ +∞` is false for
+/// NaN only, on every path.
+pub fn is_nan<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D, Bool> {
+    x.lower_equal_elem(f64::INFINITY).bool_not()
 }
 
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
@@ -156,6 +175,33 @@ mod tests {
     use burn::backend::NdArray;
 
     type B = NdArray;
+
+    #[test]
+    fn is_nan_marks_nan_only() {
+        let device = Default::default();
+        // Long enough for burn-ndarray's SIMD path.
+        let values: Vec<f32> = [f32::NAN, 0.0, f32::INFINITY, f32::NEG_INFINITY, -1.5]
+            .into_iter()
+            .cycle()
+            .take(40)
+            .collect();
+        let x = Tensor::<B, 1>::from_floats(values.as_slice(), &device);
+        let got: Vec<bool> = is_nan(x).into_data().iter::<bool>().collect();
+        let expected: Vec<bool> = values.iter().map(|v| v.is_nan()).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn diagonal_of_a_block_of_rows() {
+        let device = Default::default();
+        let got: Vec<bool> = diagonal::<B>([2, 4], 1, &device)
+            .into_data()
+            .iter::<bool>()
+            .collect();
+        let expected = [false, true, false, false, false, false, true, false];
+        assert_eq!(got, expected);
+        assert_eq!(diagonal::<B>([0, 3], 0, &device).dims(), [0, 3]);
+    }
 
     #[test]
     fn int_round_trip() {

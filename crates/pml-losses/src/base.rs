@@ -4,17 +4,16 @@
 
 use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 use pml_core::{
-    Distance, LossInput, LossTerm, LossTerms, PmlError, ReduceContext, Reducer, ReductionType,
-    Regularizer,
+    Distance, LossInput, LossTerm, LossTerms, MatrixLink, PmlError, ReduceContext, Reducer,
+    ReductionType, Regularizer,
+    blocks::map_owned,
+    math::scalar_div,
     tensor::{mask_to_float, value_with_gradient},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 use pml_reducers::{AnyReducer, ReducerConfig, TotalsReduction};
 
-use crate::{
-    generic_pair::PairMasks,
-    regularizers::{AnyRegularizer, RegularizerConfig},
-};
+use crate::regularizers::{AnyRegularizer, RegularizerConfig};
 
 /// Name of the embedding-regularization term, as in PML.
 pub(crate) const EMBEDDING_REG_LOSS: &str = "embedding_reg_loss";
@@ -120,78 +119,105 @@ impl LossSlots {
     }
 }
 
-/// The total and count of the hinge losses at the true entries of masks that a
-/// [`TotalsReduction`] keeps, block by block ([`hinge`](Self::hinge), then
-/// [`merge`](Self::merge)): what the reducer needs of the term holding exactly those losses,
-/// without listing them.
-///
-/// The losses are computed off the autodiff graph: a hinge `[v]₊` with `∂v/∂mat = slope` has the
-/// derivative `slope` where `v > 0`, so the gradient reaches the distance matrix through
-/// `slope · Σ mat` over the kept active entries ([`value_with_gradient`]), two operations per
-/// block in the backward pass instead of every step of the loss.
-pub(crate) struct MaskedTotals<B: Backend> {
-    rule: TotalsReduction,
-    /// `[1]` each: the constant total, the count and the differentiable link.
+/// One block of a term of hinge losses `[v]₊` at the true entries of a mask, as a
+/// [`TotalsReduction`] sees them: the total and the count of the losses it keeps, and which of
+/// them move with the matrix (kept and active, `v > 0`). [`reduce_hinges`] reduces the terms
+/// over the blocks, so the losses are never listed.
+pub(crate) struct HingeBlock<B: Backend> {
+    /// `[1]` each: the constant total and count of the kept losses.
     total: Tensor<B, 1>,
     count: Tensor<B, 1>,
-    link: Tensor<B, 1>,
+    /// `[b, m]`: 1 where a loss is kept and active, else 0.
+    moving: Tensor<B, 2>,
 }
 
-impl<B: Backend> MaskedTotals<B> {
-    /// The totals of one block: the hinge losses `[v]₊` at the true entries of `mask` that
-    /// the rule keeps. Blocks are combined with [`merge`](Self::merge).
+impl<B: Backend> HingeBlock<B> {
+    /// The block of the losses `[v]₊` at the true entries of `mask` that `rule` keeps.
     ///
     /// # Shapes
-    /// `v` (a constant computed from `masks.mat()`, `∂v/∂mat = slope`), `mask`: both `[b, m]`
-    pub fn hinge(
-        rule: TotalsReduction,
-        masks: &PairMasks<B>,
-        v: Tensor<B, 2>,
-        slope: f64,
-        mask: Tensor<B, 2, Bool>,
-    ) -> Self {
-        // A threshold strictly above a non-negative bound keeps active losses only.
-        let keeps_active_only =
-            matches!(rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0);
-        let active = (!keeps_active_only).then(|| v.clone().greater_elem(0.0));
+    /// `v` (a constant computed from a block's matrix), `mask`: both `[b, m]`
+    pub fn new(rule: TotalsReduction, v: Tensor<B, 2>, mask: Tensor<B, 2, Bool>) -> Self {
+        // A threshold at or above zero keeps positive losses only, which are `v` itself: the
+        // kept losses are then exactly the moving ones.
+        if matches!(rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0) {
+            let inside = rule
+                .kept(&v)
+                .expect("a threshold keeps what lies inside its bounds");
+            let kept = mask_to_float(mask.bool_and(inside), &v);
+            return Self {
+                count: kept.clone().sum(),
+                total: (v * kept.clone()).sum(),
+                moving: kept,
+            };
+        }
+        let active = v.clone().greater_elem(0.0);
         let losses = relu(v);
         let kept = match rule.kept(&losses) {
             Some(inside) => mask.bool_and(inside),
             None => mask,
         };
         let kept_float = mask_to_float(kept.clone(), &losses);
-        let moving = match active {
-            None => kept_float.clone(),
-            Some(active) => mask_to_float(kept.bool_and(active), &losses),
-        };
         Self {
-            rule,
             count: kept_float.clone().sum(),
+            moving: mask_to_float(kept.bool_and(active), &losses),
             total: (losses * kept_float).sum(),
-            link: masks.link_sum(moving.mul_scalar(slope)),
         }
     }
+}
 
-    /// The totals of both blocks' losses.
-    pub fn merge(self, other: Self) -> Self {
-        Self {
-            rule: self.rule,
-            count: self.count + other.count,
-            total: self.total + other.total,
-            link: self.link + other.link,
-        }
-    }
+/// A term of hinge losses `[v]₊` of a matrix: how its reducer reduces it and `slope = ∂v/∂mat`,
+/// a constant.
+pub(crate) struct HingeTerm {
+    pub rule: TotalsReduction,
+    pub slope: f64,
+}
 
-    /// What the reducer returns for the term (zero when no loss was kept), shape `[1]`.
-    pub fn reduce(self) -> Tensor<B, 1> {
-        let total = value_with_gradient(self.total, self.link);
-        match self.rule {
-            TotalsReduction::Sum => total,
+/// `Σ_k` (term `k` reduced by its rule) over the blocks of one matrix (`[1]`; a term without
+/// kept losses is zero): its kept losses' total, divided by their count unless the rule sums.
+///
+/// The losses were computed off the autodiff graph. Term `k`'s derivative w.r.t. the entry
+/// `(i, j)` is `w_k = slope_k / count_k` (`slope_k` for a sum) where its loss moves, else 0, so
+/// once the counts are known all terms reach the matrix through one link per block, with the
+/// slopes `Σ_k w_k · moving_k` ([`MatrixLink::link_sum`], attached with
+/// [`value_with_gradient`]): two `[b, m] × [m, d]` products per block whatever the number of
+/// terms. The links run on up to `threads` threads.
+pub(crate) fn reduce_hinges<B: Backend, const K: usize>(
+    terms: [HingeTerm; K],
+    blocks: Vec<(MatrixLink<B>, [HingeBlock<B>; K])>,
+    threads: usize,
+) -> Tensor<B, 1> {
+    let sum = |a: Tensor<B, 1>, b: Tensor<B, 1>| a + b;
+    let mut value = None;
+    let mut weights = Vec::with_capacity(K);
+    for (k, term) in terms.iter().enumerate() {
+        let total = blocks.iter().map(|(_, h)| h[k].total.clone()).reduce(sum);
+        let count = blocks.iter().map(|(_, h)| h[k].count.clone()).reduce(sum);
+        let (total, count) = total.zip(count).expect("at least one block");
+        let (reduced, weight) = match term.rule {
+            TotalsReduction::Sum => (total, count.ones_like().mul_scalar(term.slope)),
             TotalsReduction::Mean | TotalsReduction::Threshold { .. } => {
-                total / self.count.clamp_min(1.0)
+                let count = count.clamp_min(1.0);
+                (total / count.clone(), scalar_div(term.slope, count))
             }
-        }
+        };
+        value = Some(value.map_or(reduced.clone(), |v| v + reduced));
+        weights.push(weight.reshape([1, 1]));
     }
+    let value = value.expect("at least one term");
+    if !B::ad_enabled(&value.device()) {
+        return value;
+    }
+    let links = map_owned(blocks, threads, |(link, hinges)| {
+        let slopes = hinges
+            .into_iter()
+            .zip(&weights)
+            .map(|(h, w)| h.moving * w.clone())
+            .reduce(|a, b| a + b)
+            .expect("at least one term");
+        link.link_sum(slopes)
+    });
+    let link = links.into_iter().reduce(sum).expect("at least one block");
+    value_with_gradient(value, link)
 }
 
 /// The optional penalty on a loss's trainable weights (PML's `WeightRegularizerMixin`:

@@ -3,12 +3,15 @@ use burn::{
     module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
-use pml_core::{Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType};
+use pml_core::{
+    Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
+    blocks::block_threads,
+};
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
 
 use crate::{
-    base::{LossSlots, MaskedTotals},
+    base::{HingeBlock, HingeTerm, LossSlots, reduce_hinges},
     generic_pair::{pair_distances, pair_mask_blocks},
     regularizers::RegularizerConfig,
 };
@@ -136,7 +139,7 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
     /// Without an indices tuple (all pairs) and with reducers that need only totals (mean,
     /// sum, average of non-zero, threshold), the pairs are never listed: both terms are reduced
     /// over the masked distance matrix, block by block of anchors, with the hinge and its
-    /// derivative evaluated off the autodiff graph (`MaskedTotals`). Otherwise
+    /// derivative evaluated off the autodiff graph (`reduce_hinges`). Otherwise
     /// `reduce(forward_terms(input))`.
     fn forward(&self, input: LossInput<B>) -> Tensor<B, 1> {
         let rules = (
@@ -150,21 +153,29 @@ impl<B: Backend> MetricLoss<B> for ContrastiveLoss {
         };
         input.validate();
         let d = &self.slots.distance;
-        let slope = Distance::<B>::margin_slope(d);
         let (blocks, counts) = pair_mask_blocks(&self.slots, &input, |masks| {
             let pos = d.margin_to(masks.mat().clone(), self.pos_margin);
             let neg = d.margin_from(self.neg_margin, masks.mat().clone());
-            (
-                MaskedTotals::hinge(pos_rule, &masks, pos, slope, masks.pos.clone()),
-                MaskedTotals::hinge(neg_rule, &masks, neg, -slope, masks.neg.clone()),
-            )
+            let hinges = [
+                HingeBlock::new(pos_rule, pos, masks.pos.clone()),
+                HingeBlock::new(neg_rule, neg, masks.neg.clone()),
+            ];
+            (masks.into_link(), hinges)
         })
         .expect("labels without indices tuple");
-        let (pos_totals, neg_totals) = blocks
-            .into_iter()
-            .reduce(|(p, n), (p2, n2)| (p.merge(p2), n.merge(n2)))
-            .expect("at least one block");
-        let loss = pos_totals.reduce() + neg_totals.reduce();
+        let slope = Distance::<B>::margin_slope(d);
+        let terms = [
+            HingeTerm {
+                rule: pos_rule,
+                slope,
+            },
+            HingeTerm {
+                rule: neg_rule,
+                slope: -slope,
+            },
+        ];
+        let threads = block_threads::<B>(&input.embeddings.device());
+        let loss = reduce_hinges(terms, blocks, threads);
         self.slots.plus_regularization(counts.gated(loss), &input)
     }
 }

@@ -5,8 +5,8 @@
 
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
-    DetachedMatrix, Distance, IndicesTuple, LossInput,
-    blocks::{BLOCK_ENTRIES, block_threads, map_blocks, row_blocks},
+    DetachedMatrix, Distance, IndicesTuple, LossInput, MatrixLink,
+    blocks::{BLOCK_ENTRIES, block_threads},
     labels::{convert_to_pairs, matches_and_diffs_of_rows},
     math::masked_logsumexp,
     tensor::gather_pairs,
@@ -90,8 +90,9 @@ fn pair_counts<B: Backend>(
 /// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
 /// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
 ///
-/// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant [`mat`](Self::mat)
-/// and attach the gradient with [`link_rows`](Self::link_rows).
+/// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant
+/// [`mat`](Self::mat) and attach the gradient with [`link_rows`](Self::link_rows), or keep the
+/// block's [`into_link`](Self::into_link) until `S` is known.
 pub(crate) struct PairMasks<B: Backend> {
     /// `[b, m]`: `(i, j)` is a positive pair.
     pub pos: Tensor<B, 2, Bool>,
@@ -116,13 +117,10 @@ impl<B: Backend> PairMasks<B> {
         self.matrix.link_rows(slopes)
     }
 
-    /// `[1]`: the gradient of `Σ_ij slopes_ij mat_ij`, for a loss that sums its links
-    /// ([`DetachedMatrix::link_sum`]).
-    ///
-    /// # Shapes
-    /// - `slopes`: `[b, m]`, a constant
-    pub fn link_sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
-        self.matrix.link_sum(slopes)
+    /// The matrix's link alone, for a loss that knows its slopes only after every block
+    /// ([`DetachedMatrix::into_link`]).
+    pub fn into_link(self) -> MatrixLink<B> {
+        self.matrix.into_link()
     }
 }
 
@@ -177,8 +175,8 @@ enum MaskSource<B: Backend> {
 /// [`block_threads`] says so) and returns its results in block order (at least one block) with
 /// the pair counts; `None` when PML returns its zero loss and that is known without
 /// reading the device. The masks come from the labels (no index lists are built) or from the
-/// indices tuple. A batch whose `[n, m]` matrix fits [`BLOCK_ENTRIES`] is one block, measured
-/// exactly as PML measures it; larger ones measure each block against the whole reference set.
+/// indices tuple; the blocks are those of [`Distance::map_detached_blocks`] with
+/// [`BLOCK_ENTRIES`].
 pub(crate) fn pair_mask_blocks<B: Backend, T: Send>(
     slots: &LossSlots,
     input: &LossInput<B>,
@@ -217,40 +215,36 @@ fn blocks_of_entries<B: Backend, T: Send>(
             MaskSource::Tuple { pos, neg }
         }
     };
-    let gram = slots.distance.gram_inputs(
+    let device = input.embeddings.device();
+    let blocks = slots.distance.map_detached_blocks(
         input.embeddings.clone(),
         input.reference.as_ref().map(|r| r.embeddings.clone()),
+        entries,
+        threads,
+        |rows, matrix| {
+            let b = rows.len();
+            let (pos, neg) = match &source {
+                MaskSource::Tuple { pos, neg } => {
+                    let narrow = |t: &Tensor<B, 2, Bool>| t.clone().narrow(0, rows.start, b);
+                    (narrow(pos), narrow(neg))
+                }
+                MaskSource::Labels { labels, refs } => {
+                    matches_and_diffs_of_rows(labels, refs.as_ref(), rows)
+                }
+            };
+            let pos_count = pos.clone().int().sum();
+            let neg_count = match &source {
+                MaskSource::Tuple { .. } => neg.clone().int().sum(),
+                // Every pair of labels that is not positive is negative, but an anchor with
+                // itself.
+                MaskSource::Labels { refs, .. } => {
+                    let pairs = b * m - if refs.is_none() { b } else { 0 };
+                    pos_count.clone().neg().add_scalar(pairs as i64)
+                }
+            };
+            (f(PairMasks { pos, neg, matrix }), (pos_count, neg_count))
+        },
     );
-    let device = input.embeddings.device();
-    // Blocks of a Gram form are exact whatever their size, so they are split for the threads
-    // too (at least one block each); other distances measure the whole batch in one block
-    // where it fits, on one thread.
-    let threads = if gram.is_some() { threads } else { 1 };
-    let rows = row_blocks(n, m, entries, threads);
-    let blocks = map_blocks(rows.len(), threads, |k| {
-        let (r0, b) = (rows[k].start, rows[k].len());
-        let matrix = match &gram {
-            Some(g) => g.block(r0, b),
-            // The whole batch at once is measured exactly as PML measures it
-            // (`reference = None` makes a self-distance diagonal exact).
-            None if b == n => DetachedMatrix::tracked(slots.distance_matrix(input)),
-            None => {
-                let query = input.embeddings.clone().narrow(0, r0, b);
-                let mat = slots.distance.forward(query, Some(input.ref_embeddings()));
-                DetachedMatrix::tracked(mat)
-            }
-        };
-        let (pos, neg) = match &source {
-            MaskSource::Tuple { pos, neg } => {
-                (pos.clone().narrow(0, r0, b), neg.clone().narrow(0, r0, b))
-            }
-            MaskSource::Labels { labels, refs } => {
-                matches_and_diffs_of_rows(labels, refs.as_ref(), r0..r0 + b)
-            }
-        };
-        let counts = (pos.clone().int().sum(), neg.clone().int().sum());
-        (f(PairMasks { pos, neg, matrix }), counts)
-    });
     let mut counts = PairCounts {
         pos: Tensor::zeros([1], &device),
         neg: Tensor::zeros([1], &device),
@@ -315,7 +309,9 @@ mod tests {
         )
     }
 
-    fn assert_blocks_equal_one_block(slots: &LossSlots, input: &LossInput<B>) {
+    /// Blocks of any size on any number of threads give the matrix and masks of one block;
+    /// a distance without a Gram form splits a batch that fits `entries` for no thread.
+    fn assert_blocks_equal_one_block(slots: &LossSlots, input: &LossInput<B>, gram: bool) {
         let (one, mat, pos, neg, counts) = stacked(slots, input, usize::MAX, 1);
         assert_eq!(one, 1);
         let m = input.ref_len();
@@ -323,7 +319,8 @@ mod tests {
         for (entries, threads) in cases {
             let (blocks, b_mat, b_pos, b_neg, b_counts) = stacked(slots, input, entries, threads);
             let case = format!("{entries} entries on {threads} threads");
-            assert!(blocks > 1, "{case} give {blocks} blocks");
+            let split = entries < input.embeddings.dims()[0] * m || gram;
+            assert_eq!(blocks > 1, split, "{case} give {blocks} blocks");
             assert_eq!((&b_pos, &b_neg, b_counts), (&pos, &neg, counts), "{case}");
             // Blocks measure against the reference as a separate tensor: an Lp self-distance
             // is then `sqrt` of a rounding error (~1e-16) instead of exactly zero.
@@ -344,15 +341,21 @@ mod tests {
         let labels = Tensor::<B, 1, Int>::from_ints([0, 1, 0, 2, 1, 0, 2], &device);
         let lp = slots(DistanceConfig::lp());
         let cosine = slots(DistanceConfig::cosine());
+        // The L1 distance has no Gram form: its blocks are `forward` on the autodiff graph.
+        let l1 = slots(DistanceConfig::Lp(
+            pml_distances::LpDistanceConfig::new().with_p(1.0),
+        ));
         // The batch as its own reference: the diagonal is not a positive in any block.
         let own = LossInput::new(x.clone(), labels.clone());
-        assert_blocks_equal_one_block(&lp, &own);
-        assert_blocks_equal_one_block(&cosine, &own);
+        assert_blocks_equal_one_block(&lp, &own, true);
+        assert_blocks_equal_one_block(&cosine, &own, true);
+        assert_blocks_equal_one_block(&l1, &own, false);
         // A separate reference set.
         let refs = x.clone().narrow(0, 2, 5).mul_scalar(0.5);
         let with_ref = LossInput::new(x.clone(), labels.clone())
             .with_reference(refs, Tensor::from_ints([0, 2, 1, 1, 0], &device));
-        assert_blocks_equal_one_block(&lp, &with_ref);
+        assert_blocks_equal_one_block(&lp, &with_ref, true);
+        assert_blocks_equal_one_block(&l1, &with_ref, false);
         // An indices tuple.
         let ints = |v: &[i64]| Tensor::<B, 1, Int>::from_ints(v, &device);
         let tuple = IndicesTuple::Pairs {
@@ -362,6 +365,6 @@ mod tests {
             n: ints(&[1, 0, 0, 0]),
         };
         let mined = LossInput::new(x, labels).with_indices(tuple);
-        assert_blocks_equal_one_block(&lp, &mined);
+        assert_blocks_equal_one_block(&lp, &mined, true);
     }
 }

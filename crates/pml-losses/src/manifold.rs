@@ -8,7 +8,7 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    math::{masked_logsumexp, normalize_rows},
+    math::{masked_logsumexp, normalize_rows, scalar_div},
     rng::SeededRng,
     tensor::int_tensor,
 };
@@ -245,7 +245,7 @@ impl<B: Backend> ManifoldLoss<B> {
             .mul_scalar(2.0)
             .exp();
         let s = s.clone().mask_fill(off_diagonal.clone().bool_not(), 0.0);
-        let d = s.clone().sum_dim(1).sqrt().recip();
+        let d = scalar_div(1.0, s.clone().sum_dim(1).sqrt());
         let s_bar = s * d.clone() * d.transpose();
         let f = self
             .random_walk(s_bar, off_diagonal.bool_not())

@@ -18,7 +18,7 @@ use burn::{
 };
 use pml_core::{
     Distance, GramForm, GramInputs, LossInput, LossTerm, LossTerms, PmlError, ReductionType,
-    blocks::BLOCK_ENTRIES,
+    blocks::{BLOCK_ENTRIES, block_threads},
     labels::pairwise_equal,
     math::{lp_norm_rows, masked_logsumexp_with_slopes},
     tensor::{constant, value_with_gradient},
@@ -255,7 +255,8 @@ impl MarginSoftmax {
         let modified = self.modify(gram.gram_entries(labels.clone()));
         let target = constant(modified.clone());
         let classes = Tensor::<B, 1, Int>::arange(0..self.num_classes as i64, &labels.device());
-        let rows = gram.map_blocks(BLOCK_ENTRIES, |rows, matrix| {
+        let threads = block_threads::<B>(&labels.device());
+        let rows = gram.map_blocks(BLOCK_ENTRIES, threads, |rows, matrix| {
             let [b, c] = matrix.mat().dims();
             let is_target = pairwise_equal(&labels.clone().narrow(0, rows.start, b), &classes);
             let target = target.clone().narrow(0, rows.start, b).reshape([b, 1]);

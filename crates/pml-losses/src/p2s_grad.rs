@@ -4,7 +4,8 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 use pml_core::{
-    LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType, math::lp_norm_rows,
+    LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
+    math::{lp_norm_rows, scalar_div},
 };
 use pml_distances::DistanceConfig;
 use pml_reducers::ReducerConfig;
@@ -80,10 +81,7 @@ fn unit_columns<B: Backend>(w: Tensor<B, 2>) -> Tensor<B, 2> {
     let norms = lp_norm_rows(w.clone().transpose(), 2.0).reshape([1, c]);
     let large = norms.clone().greater_elem(1e-5);
     let small = norms.ones_like().mul_scalar(1e5);
-    let factor = norms
-        .add_scalar(1e-7)
-        .recip()
-        .mask_where(large.bool_not(), small);
+    let factor = scalar_div(1.0, norms.add_scalar(1e-7)).mask_where(large.bool_not(), small);
     w * factor
 }
 

@@ -6,6 +6,7 @@ use burn::{
 use pml_core::{
     LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
     labels::matches_and_diffs,
+    math::scalar_div,
     tensor::{diagonal, mask_to_float},
 };
 use pml_distances::DistanceConfig;
@@ -142,7 +143,7 @@ impl PNPLoss {
         let one_plus = r.clone().add_scalar(1.0);
         match self.variant {
             PnpVariant::O => (r.clone(), r.ones_like()),
-            PnpVariant::Ds => (one_plus.clone().log(), one_plus.recip()),
+            PnpVariant::Ds => (one_plus.clone().log(), scalar_div(1.0, one_plus)),
             PnpVariant::Dq => (
                 one_plus.clone().powf_scalar(-self.alpha),
                 one_plus

@@ -5,7 +5,9 @@ use burn::{
 };
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MetricLoss, PmlError, ReductionType,
-    blocks::BLOCK_ENTRIES, labels::pairwise_equal, math::masked_logsumexp_with_slopes,
+    blocks::{BLOCK_ENTRIES, block_threads},
+    labels::pairwise_equal,
+    math::masked_logsumexp_with_slopes,
     tensor::value_with_gradient,
 };
 use pml_distances::DistanceConfig;
@@ -184,6 +186,7 @@ impl<B: Backend> MetricLoss<B> for ProxyAnchorLoss<B> {
             proxies.clone(),
             Some(embeddings.clone()),
             BLOCK_ENTRIES,
+            block_threads::<B>(&device),
             |rows, sim| {
                 let b = rows.len();
                 let classes =

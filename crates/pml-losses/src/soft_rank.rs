@@ -15,14 +15,10 @@
 use std::ops::Range;
 
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, backend::Backend};
+use pml_core::math::logistic;
 
 /// Elements of one `[chunk, k, n]` slice.
 const CHUNK_ELEMENTS: usize = 1 << 23;
-
-/// `1 / (1 + exp(−x))` in the tensor's own precision (Burn's `sigmoid` goes through `f32`).
-fn sigmoid<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    x.neg().exp().add_scalar(1.0).recip()
-}
 
 /// The relaxation: temperature, and PNP's clamp of the sigmoid's argument to `[-50, 50]`.
 #[derive(Clone, Copy, Debug)]
@@ -56,13 +52,13 @@ impl SoftRank {
         let x = (block.reshape([c, 1, n]) - at_b).div_scalar(self.temperature);
         if self.clamp {
             let inside = x.clone().abs().lower_equal_elem(50.0);
-            let y = sigmoid(x.clamp(-50.0, 50.0));
+            let y = logistic(x.clamp(-50.0, 50.0));
             let slope = (y.clone() * y.clone().neg().add_scalar(1.0))
                 .div_scalar(self.temperature)
                 .mask_fill(inside.bool_not(), 0.0);
             (y, slope)
         } else {
-            let y = sigmoid(x);
+            let y = logistic(x);
             let slope = (y.clone() * y.clone().neg().add_scalar(1.0)).div_scalar(self.temperature);
             (y, slope)
         }

@@ -4,7 +4,7 @@ use burn::{
 };
 use pml_core::{
     Distance, IndicesTuple, Miner, PmlError, Reference,
-    tensor::{argwhere_1d, argwhere_2d},
+    tensor::{argwhere_1d, argwhere_2d, is_nan},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 use serde::{Deserialize, Serialize};
@@ -189,7 +189,7 @@ fn per_row<B: Backend>(
     let [n, m] = mat.dims();
     // A NaN distance (from NaN embeddings) is never a candidate: comparisons with NaN would pick
     // a masked entry, a tuple the labels forbid.
-    let mut valid = candidates.bool_and(mat.clone().is_nan().bool_not());
+    let mut valid = candidates.bool_and(is_nan(mat.clone()).bool_not());
     if let Some(t) = semihard_thresholds {
         let t = t.clone().expand([n, m]);
         let excluded = match extreme {

@@ -6,7 +6,7 @@ use pml_core::{
     IndicesTuple, Miner, PmlError, Reference,
     labels::pairwise_equal,
     rng::SeededRng,
-    tensor::{int_tensor, int_vec},
+    tensor::{int_tensor, int_vec, is_nan},
 };
 use pml_distances::{AnyDistance, DistanceConfig};
 
@@ -127,10 +127,7 @@ impl DistanceWeightedMiner {
                 .add_scalar(1.0)
                 .log()
                 .mul_scalar((d - 3.0) / 2.0);
-        let bad = log_weights
-            .clone()
-            .is_nan()
-            .bool_or(log_weights.clone().is_inf());
+        let bad = is_nan(log_weights.clone()).bool_or(log_weights.clone().is_inf());
         let same = pairwise_equal(&batch.labels, &batch.reference_labels());
         let log_weights = log_weights.mask_fill(same.clone(), 0.0);
         let max = log_weights

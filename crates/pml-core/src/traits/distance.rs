@@ -3,8 +3,8 @@ use std::ops::Range;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::{
-    blocks::{block_threads, map_blocks, row_blocks},
-    math::{matmul, squared_distances},
+    blocks::{map_blocks, row_blocks},
+    math::{matmul, scalar_div, squared_distances},
     tensor::{constant, contiguous, diagonal},
 };
 
@@ -69,9 +69,16 @@ pub trait Distance<B: Backend> {
     }
 
     /// `[f(rows, matrix of those query rows), …]` over blocks of query rows of about `entries`
-    /// entries, in row order: through [`GramInputs::map_blocks`] (on the CPU's threads where
-    /// [`block_threads`] says so) where the distance has a Gram form, otherwise one block, the
-    /// whole [`forward`](Distance::forward) on the autodiff graph.
+    /// entries (at least one row each, and one empty block `0..0` for no rows), in row order,
+    /// on up to `threads` threads ([`block_threads`](crate::blocks::block_threads) gives the CPU's threads on a host backend,
+    /// 1 elsewhere).
+    ///
+    /// Where the distance has a Gram form the blocks come from [`GramInputs::map_blocks`]: they
+    /// are exact whatever their size, so they are split for the threads too. Other distances
+    /// are differentiated through [`forward`](Distance::forward) on the autodiff graph, on one
+    /// thread: the whole batch in one block, measured with `reference` as given (so that
+    /// `None` keeps a self-distance diagonal exact, as PML measures it), where its matrix fits
+    /// `entries`, else blocks of rows against the reference.
     ///
     /// # Panics
     /// If the widths of `query` and `reference` differ.
@@ -80,21 +87,32 @@ pub trait Distance<B: Backend> {
         query: Tensor<B, 2>,
         reference: Option<Tensor<B, 2>>,
         entries: usize,
+        threads: usize,
         f: impl Fn(Range<usize>, DetachedMatrix<B>) -> T + Sync,
     ) -> Vec<T>
     where
         Self: Sized,
     {
-        match self.gram_inputs(query.clone(), reference.clone()) {
-            Some(g) => g.map_blocks(entries, f),
-            None => {
-                let n = query.dims()[0];
-                vec![f(
-                    0..n,
-                    DetachedMatrix::tracked(self.forward(query, reference)),
-                )]
-            }
+        if let Some(g) = self.gram_inputs(query.clone(), reference.clone()) {
+            return g.map_blocks(entries, threads, f);
         }
+        let n = query.dims()[0];
+        let m = reference.as_ref().map_or(n, |r| r.dims()[0]);
+        if n.saturating_mul(m) <= entries {
+            return vec![f(
+                0..n,
+                DetachedMatrix::tracked(self.forward(query, reference)),
+            )];
+        }
+        let reference = reference.unwrap_or_else(|| query.clone());
+        row_blocks(n, m, entries, 1)
+            .into_iter()
+            .map(|rows| {
+                let block = query.clone().narrow(0, rows.start, rows.len());
+                let mat = self.forward(block, Some(reference.clone()));
+                f(rows, DetachedMatrix::tracked(mat))
+            })
+            .collect()
     }
 
     /// How much `x` exceeds `y` in the "farther" direction: `x - y`, or `y - x` for similarities.
@@ -246,14 +264,14 @@ impl<B: Backend> GramInputs<B> {
     }
 
     /// `[f(rows, block(rows)), …]` over the [`row_blocks`] of about `entries` entries, in row
-    /// order, on the CPU's threads where [`block_threads`] says so (at least one block per
-    /// thread; one empty block for no rows).
+    /// order, on up to `threads` threads ([`block_threads`](crate::blocks::block_threads); at least one block per thread, one
+    /// empty block for no rows).
     pub fn map_blocks<T: Send>(
         &self,
         entries: usize,
+        threads: usize,
         f: impl Fn(Range<usize>, DetachedMatrix<B>) -> T + Sync,
     ) -> Vec<T> {
-        let threads = block_threads::<B>(&self.query.device());
         let blocks = row_blocks(self.rows(), self.reference.dims()[0], entries, threads);
         map_blocks(blocks.len(), threads, |k| {
             let rows = blocks[k].clone();
@@ -294,12 +312,12 @@ impl<B: Backend> GramInputs<B> {
         };
         DetachedMatrix {
             mat,
-            link: Link::Gram(GramLink {
+            link: MatrixLink(Link::Gram(GramLink {
                 factor,
                 query,
                 reference: self.reference.clone(),
                 reference_aug: self.reference_aug.clone(),
-            }),
+            })),
         }
     }
 }
@@ -315,15 +333,18 @@ fn euclidean_power<B: Backend>(
     }
     let zero = d2.clone().lower_equal_elem(0.0);
     let root = d2.sqrt();
+    if power == 1.0 {
+        // `1 / (2d)`: infinite where `d = 0` until masked, and already zero where `d = ∞`.
+        let factor = scalar_div(0.5, root.clone()).mask_fill(zero, 0.0);
+        return (root, Some(factor));
+    }
     let inf = root.clone().equal_elem(f64::INFINITY);
     let safe = root.clone().mask_fill(zero.clone(), 1.0);
-    let (mat, factor) = if power == 1.0 {
-        (root, safe.recip().mul_scalar(0.5))
-    } else {
-        let factor = safe.powf_scalar(power - 2.0).mul_scalar(power / 2.0);
-        (root.powf_scalar(power), factor)
-    };
-    (mat, Some(factor.mask_fill(zero.bool_or(inf), 0.0)))
+    let factor = safe.powf_scalar(power - 2.0).mul_scalar(power / 2.0);
+    (
+        root.powf_scalar(power),
+        Some(factor.mask_fill(zero.bool_or(inf), 0.0)),
+    )
 }
 
 /// A distance matrix (or a block of rows of one) computed off the autodiff graph, with what
@@ -345,8 +366,14 @@ fn euclidean_power<B: Backend>(
 #[derive(Clone, Debug)]
 pub struct DetachedMatrix<B: Backend> {
     mat: Tensor<B, 2>,
-    link: Link<B>,
+    link: MatrixLink<B>,
 }
+
+/// What attaches derivatives to the inputs of a [`DetachedMatrix`], without the matrix
+/// ([`DetachedMatrix::into_link`]): for a loss that keeps the links of its blocks until it
+/// knows their slopes, and the matrices not that long.
+#[derive(Clone, Debug)]
+pub struct MatrixLink<B: Backend>(Link<B>);
 
 #[derive(Clone, Debug)]
 enum Link<B: Backend> {
@@ -415,7 +442,7 @@ impl<B: Backend> DetachedMatrix<B> {
     pub fn tracked(mat: Tensor<B, 2>) -> Self {
         Self {
             mat: constant(mat.clone()),
-            link: Link::Tracked(mat),
+            link: MatrixLink(Link::Tracked(mat)),
         }
     }
 
@@ -424,6 +451,29 @@ impl<B: Backend> DetachedMatrix<B> {
         &self.mat
     }
 
+    /// The link alone, without the matrix.
+    pub fn into_link(self) -> MatrixLink<B> {
+        self.link
+    }
+
+    /// [`MatrixLink::link_rows`] of the matrix's link.
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.link.link_rows(slopes)
+    }
+
+    /// [`MatrixLink::link_sum`] of the matrix's link.
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn link_sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.link.link_sum(slopes)
+    }
+}
+
+impl<B: Backend> MatrixLink<B> {
     /// `[b]`: row `i` has the gradient of `Σ_j slopes_ij mat_ij` w.r.t. the inputs (its value is
     /// not that sum; use it through [`value_with_gradient`](crate::tensor::value_with_gradient)).
     /// Zeros on a backend without autodiff.
@@ -436,7 +486,7 @@ impl<B: Backend> DetachedMatrix<B> {
         if !B::ad_enabled(&device) {
             return Tensor::zeros([b], (&device, slopes.dtype()));
         }
-        let link = match &self.link {
+        let link = match &self.0 {
             Link::Tracked(mat) => (mat.clone() * slopes).sum_dim(1),
             Link::Gram(g) => g.rows(slopes),
         };
@@ -465,7 +515,7 @@ impl<B: Backend> DetachedMatrix<B> {
         if !B::ad_enabled(&device) {
             return Tensor::zeros([1], (&device, slopes.dtype()));
         }
-        match &self.link {
+        match &self.0 {
             Link::Tracked(mat) => (mat.clone() * slopes).sum(),
             Link::Gram(g) => g.sum(slopes),
         }
