@@ -80,7 +80,7 @@ pub fn safe_root<B: Backend, const D: usize>(s: Tensor<B, D>, p: f64) -> Tensor<
         return root;
     }
     // Where `s` overflowed to +∞ the root is +∞ and the link's `∞ · 0` is NaN: zero it there.
-    let overflow = root.clone().equal_elem(f64::INFINITY);
+    let overflow = root.clone().greater_equal_elem(f64::INFINITY);
     let link = s * slopes.mask_fill(zero, 0.0);
     root + (link.clone() - constant(link)).mask_fill(overflow, 0.0)
 }
@@ -136,7 +136,7 @@ pub fn masked_logsumexp<B: Backend>(
     let max = constant(masked.clone()).max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
     // Rows where everything is masked have max = -inf: shift by 0 instead.
-    let empty_max = max.clone().equal_elem(f64::NEG_INFINITY);
+    let empty_max = max.clone().lower_equal_elem(f64::NEG_INFINITY);
     let max = max.mask_fill(empty_max, 0.0);
     let mut sum = (masked - max.clone()).exp().sum_dim(1);
     if add_one {
@@ -172,7 +172,7 @@ pub fn masked_logsumexp_with_slopes<B: Backend>(
     let max = masked.clone().max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
     // Rows where everything is masked: shift by 0; their `exp` is 0 everywhere.
-    let empty_max = max.clone().equal_elem(f64::NEG_INFINITY);
+    let empty_max = max.clone().lower_equal_elem(f64::NEG_INFINITY);
     let max = max.mask_fill(empty_max, 0.0);
     let exp = (masked - max.clone()).exp();
     let mut sum = exp.clone().sum_dim(1);

@@ -28,7 +28,8 @@ pub fn diagonal<B: Backend>(
 /// Burn's `is_nan` is `x != x`, and burn-ndarray's SIMD float equality on CPUs without AVX-512
 /// (macerator's AVX2 path, `_CMP_EQ_UQ`) holds whenever an operand is NaN: there `is_nan` is
 /// false everywhere, and `equal_elem(c)` true at every NaN. The ordered `x ≤ +∞` is false for
-/// NaN only, on every path.
+/// NaN only, on every path (and for the same reason pml-rs tests `x = ±∞` as `x ≥ +∞` and
+/// `x ≤ −∞`).
 pub fn is_nan<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D, Bool> {
     x.lower_equal_elem(f64::INFINITY).bool_not()
 }

@@ -118,7 +118,7 @@ impl<B: Backend> MetricLoss<B> for LiftedStructureLoss {
                 let same = pairs.a1.clone().equal(pairs.p.clone());
                 let lp = lp.mask_fill(same, f64::NEG_INFINITY);
                 let hi = la.clone().max_pair(lp.clone());
-                let none = hi.clone().equal_elem(f64::NEG_INFINITY);
+                let none = hi.clone().lower_equal_elem(f64::NEG_INFINITY);
                 let hi_safe = hi.clone().mask_fill(none.clone(), 0.0).detach();
                 let sum = (la - hi_safe.clone()).exp() + (lp - hi_safe.clone()).exp();
                 let neg_loss =

@@ -70,8 +70,8 @@ pub trait Distance<B: Backend> {
 
     /// `[f(rows, matrix of those query rows), …]` over blocks of query rows of about `entries`
     /// entries (at least one row each, and one empty block `0..0` for no rows), in row order,
-    /// on up to `threads` threads ([`block_threads`](crate::blocks::block_threads) gives the CPU's threads on a host backend,
-    /// 1 elsewhere).
+    /// on up to `threads` threads ([`block_threads`](crate::blocks::block_threads) gives the
+    /// CPU's threads on a host backend, 1 elsewhere).
     ///
     /// Where the distance has a Gram form the blocks come from [`GramInputs::map_blocks`]: they
     /// are exact whatever their size, so they are split for the threads too. Other distances
@@ -264,8 +264,8 @@ impl<B: Backend> GramInputs<B> {
     }
 
     /// `[f(rows, block(rows)), …]` over the [`row_blocks`] of about `entries` entries, in row
-    /// order, on up to `threads` threads ([`block_threads`](crate::blocks::block_threads); at least one block per thread, one
-    /// empty block for no rows).
+    /// order, on up to `threads` threads ([`block_threads`](crate::blocks::block_threads); at
+    /// least one block per thread, one empty block for no rows).
     pub fn map_blocks<T: Send>(
         &self,
         entries: usize,
@@ -338,7 +338,7 @@ fn euclidean_power<B: Backend>(
         let factor = scalar_div(0.5, root.clone()).mask_fill(zero, 0.0);
         return (root, Some(factor));
     }
-    let inf = root.clone().equal_elem(f64::INFINITY);
+    let inf = root.clone().greater_equal_elem(f64::INFINITY);
     let safe = root.clone().mask_fill(zero.clone(), 1.0);
     let factor = safe.powf_scalar(power - 2.0).mul_scalar(power / 2.0);
     (
