@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{
     IndicesTuple, LossInput,
     rng::SeededRng,
-    tensor::{diagonal, int_tensor, int_vec, take},
+    tensor::{diagonal_of_tile, int_tensor, int_vec, take},
 };
 
 /// `out[i, j] = labels[i] == ref_labels[j]`, shape `[n, m]`.
@@ -41,35 +41,37 @@ pub fn matches_and_diffs<B: Backend>(
     labels: &Tensor<B, 1, Int>,
     ref_labels: Option<&Tensor<B, 1, Int>>,
 ) -> (Tensor<B, 2, Bool>, Tensor<B, 2, Bool>) {
-    matches_and_diffs_of_rows(labels, ref_labels, 0..labels.dims()[0])
+    let m = ref_labels.unwrap_or(labels).dims()[0];
+    matches_and_diffs_of_tile(labels, ref_labels, 0..labels.dims()[0], 0..m)
 }
 
-/// The rows `rows` of [`matches_and_diffs`], `[rows.len(), m]` each: for anchors processed in
-/// blocks.
+/// The tile `rows × cols` of [`matches_and_diffs`], `[rows.len(), cols.len()]` each: for
+/// anchors processed in blocks, or pairs in tiles.
 ///
 /// # Panics
-/// If `rows` is not inside `0..n`.
-pub fn matches_and_diffs_of_rows<B: Backend>(
+/// If `rows` is not inside `0..n` or `cols` not inside `0..m`.
+pub fn matches_and_diffs_of_tile<B: Backend>(
     labels: &Tensor<B, 1, Int>,
     ref_labels: Option<&Tensor<B, 1, Int>>,
     rows: Range<usize>,
+    cols: Range<usize>,
 ) -> (Tensor<B, 2, Bool>, Tensor<B, 2, Bool>) {
-    let n = labels.dims()[0];
-    let block = if rows == (0..n) {
-        labels.clone()
-    } else {
-        labels.clone().slice(rows.clone())
+    let cut = |x: &Tensor<B, 1, Int>, r: &Range<usize>| {
+        if *r == (0..x.dims()[0]) {
+            x.clone()
+        } else {
+            x.clone().slice(r.clone())
+        }
     };
-    let matches = pairwise_equal(&block, ref_labels.unwrap_or(labels));
+    let refs = ref_labels.unwrap_or(labels);
+    let matches = pairwise_equal(&cut(labels, &rows), &cut(refs, &cols));
     let diffs = matches.clone().bool_not();
     let matches = match ref_labels {
-        Some(_) => matches,
-        None => {
-            // An anchor is not its own positive: clear the diagonal (shifted to the block's
-            // first row).
-            let diagonal = diagonal(matches.dims(), rows.start, &labels.device());
-            matches.mask_fill(diagonal, false)
+        // An anchor is not its own positive: clear the diagonal where the tile crosses it.
+        None if rows.start < cols.end && cols.start < rows.end => {
+            matches.mask_fill(diagonal_of_tile(rows, cols, &labels.device()), false)
         }
+        _ => matches,
     };
     (matches, diffs)
 }

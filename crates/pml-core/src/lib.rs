@@ -36,7 +36,7 @@ pub use indices::IndicesTuple;
 pub use input::{LossInput, Reference};
 pub use terms::{LossTerm, LossTerms, ReductionType, TermIndices};
 pub use traits::{
-    distance::{DetachedMatrix, Distance, GramForm, GramInputs, MatrixLink},
+    distance::{DetachedMatrix, Distance, GramForm, GramInputs, MatrixLink, SumGradient},
     loss::MetricLoss,
     miner::Miner,
     reducer::{ReduceContext, Reducer},

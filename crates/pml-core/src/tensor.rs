@@ -4,6 +4,8 @@ use burn::tensor::{
     BasicOps, Bool, Element, FloatDType, Int, Tensor, TensorData, backend::Backend,
 };
 
+use std::ops::Range;
+
 use crate::labels::pairwise_equal;
 
 /// `true` at `(i, offset + i)`: the diagonal of a square matrix, or of the block of its rows
@@ -16,10 +18,20 @@ pub fn diagonal<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 2, Bool> {
     let [rows, cols] = shape;
-    let (start, cols) = (offset as i64, cols as i64);
+    diagonal_of_tile(offset..offset + rows, 0..cols, device)
+}
+
+/// The [`diagonal`] of a square matrix on its tile of rows `rows` and columns `cols`:
+/// `[rows.len(), cols.len()]`, `true` where the row index equals the column index.
+pub fn diagonal_of_tile<B: Backend>(
+    rows: Range<usize>,
+    cols: Range<usize>,
+    device: &B::Device,
+) -> Tensor<B, 2, Bool> {
+    let range = |r: Range<usize>| r.start as i64..r.end as i64;
     pairwise_equal(
-        &Tensor::arange(start..start + rows as i64, device),
-        &Tensor::arange(0..cols, device),
+        &Tensor::arange(range(rows), device),
+        &Tensor::arange(range(cols), device),
     )
 }
 

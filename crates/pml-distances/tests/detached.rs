@@ -4,7 +4,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor};
-use pml_core::{Distance, tensor::float_vec};
+use pml_core::{Distance, SumGradient, tensor::float_vec};
 use pml_distances::{
     AnyDistance, CosineSimilarityConfig, DistanceConfig, DotProductSimilarityConfig,
     LpDistanceConfig, SNRDistanceConfig,
@@ -166,4 +166,39 @@ fn without_a_gram_form_the_matrix_is_differentiated_on_the_graph() {
     let want = gradient(Route::Forward);
     close("SNR gradient, rows", &gradient(Route::Rows), &want);
     close("SNR gradient, sum", &gradient(Route::Sum), &want);
+}
+
+#[test]
+fn upper_tiles_weighted_stand_for_the_whole_matrix() {
+    let device = Default::default();
+    let n = 11;
+    let x = Tensor::<B, 2>::random([n, 4], Distribution::Normal(0.0, 1.0), &device);
+    let s = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    let slopes = s.clone() + s.transpose();
+    for (name, d) in distances() {
+        let want = matrix_and_gradients(&d, &x, None, &slopes, Route::Forward);
+        let want_total: f64 = want
+            .0
+            .iter()
+            .zip(float_vec(slopes.clone()))
+            .map(|(a, b)| a * b)
+            .sum();
+        // 2 threads, tiles of at most 6 entries: several tiles of weight 2 per row block.
+        for entries in [6, 1 << 20] {
+            let q = x.clone().require_grad();
+            let g = d.gram_inputs(q.clone(), None).expect("a Gram form");
+            let tiles = g.map_upper_tiles(entries, 2, |rows, cols, weight, matrix| {
+                let s = slopes.clone().slice([rows, cols]).mul_scalar(weight);
+                let total = (matrix.mat().clone() * s.clone()).sum();
+                (total, matrix.into_link().sum_gradient(s))
+            });
+            let (totals, parts): (Vec<_>, Vec<_>) = tiles.into_iter().unzip();
+            let total: f64 = totals.into_iter().map(|t| float_vec(t)[0]).sum();
+            let grads = SumGradient::attach(parts).backward();
+            let gx = float_vec(q.grad(&grads).expect("gradient"));
+            let case = format!("{name}, {entries} entries");
+            close(&format!("{case}: total"), &[total], &[want_total]);
+            close(&format!("{case}: gradient"), &gx, &want.1);
+        }
+    }
 }

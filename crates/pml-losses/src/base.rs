@@ -5,7 +5,7 @@
 use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 use pml_core::{
     Distance, LossInput, LossTerm, LossTerms, MatrixLink, PmlError, ReduceContext, Reducer,
-    ReductionType, Regularizer,
+    ReductionType, Regularizer, SumGradient,
     blocks::map_owned,
     math::scalar_div,
     tensor::{mask_to_float, value_with_gradient},
@@ -129,14 +129,22 @@ pub(crate) struct HingeBlock<B: Backend> {
     count: Tensor<B, 1>,
     /// `[b, m]`: 1 where a loss is kept and active, else 0.
     moving: Tensor<B, 2>,
+    /// How many times the block's losses count (the total and count include it).
+    weight: f64,
 }
 
 impl<B: Backend> HingeBlock<B> {
-    /// The block of the losses `[v]₊` at the true entries of `mask` that `rule` keeps.
+    /// The block of the losses `[v]₊` at the true entries of `mask` that `rule` keeps, each
+    /// counted `weight` times (see [`PairMasks::weight`](crate::generic_pair::PairMasks)).
     ///
     /// # Shapes
     /// `v` (a constant computed from a block's matrix), `mask`: both `[b, m]`
-    pub fn new(rule: TotalsReduction, v: Tensor<B, 2>, mask: Tensor<B, 2, Bool>) -> Self {
+    pub fn new(
+        rule: TotalsReduction,
+        v: Tensor<B, 2>,
+        mask: Tensor<B, 2, Bool>,
+        weight: f64,
+    ) -> Self {
         // A threshold at or above zero keeps positive losses only, which are `v` itself: the
         // kept losses are then exactly the moving ones.
         if matches!(rule, TotalsReduction::Threshold { low: Some(low), .. } if low >= 0.0) {
@@ -145,9 +153,10 @@ impl<B: Backend> HingeBlock<B> {
                 .expect("a threshold keeps what lies inside its bounds");
             let kept = mask_to_float(mask.bool_and(inside), &v);
             return Self {
-                count: kept.clone().sum(),
-                total: (v * kept.clone()).sum(),
+                count: kept.clone().sum().mul_scalar(weight),
+                total: (v * kept.clone()).sum().mul_scalar(weight),
                 moving: kept,
+                weight,
             };
         }
         let active = v.clone().greater_elem(0.0);
@@ -158,9 +167,10 @@ impl<B: Backend> HingeBlock<B> {
         };
         let kept_float = mask_to_float(kept.clone(), &losses);
         Self {
-            count: kept_float.clone().sum(),
+            count: kept_float.clone().sum().mul_scalar(weight),
             moving: mask_to_float(kept.bool_and(active), &losses),
-            total: (losses * kept_float).sum(),
+            total: (losses * kept_float).sum().mul_scalar(weight),
+            weight,
         }
     }
 }
@@ -177,10 +187,10 @@ pub(crate) struct HingeTerm {
 ///
 /// The losses were computed off the autodiff graph. Term `k`'s derivative w.r.t. the entry
 /// `(i, j)` is `w_k = slope_k / count_k` (`slope_k` for a sum) where its loss moves, else 0, so
-/// once the counts are known all terms reach the matrix through one link per block, with the
-/// slopes `Σ_k w_k · moving_k` ([`MatrixLink::link_sum`], attached with
-/// [`value_with_gradient`]): two `[b, m] × [m, d]` products per block whatever the number of
-/// terms. The links run on up to `threads` threads.
+/// once the counts are known all terms reach the matrix through one gradient per block, with
+/// the slopes `weight · Σ_k w_k · moving_k` ([`MatrixLink::sum_gradient`]), attached at once
+/// ([`SumGradient::attach`], [`value_with_gradient`]): two `[b, m] × [m, d]` products per block
+/// whatever the number of terms. The blocks run on up to `threads` threads.
 pub(crate) fn reduce_hinges<B: Backend, const K: usize>(
     terms: [HingeTerm; K],
     blocks: Vec<(MatrixLink<B>, [HingeBlock<B>; K])>,
@@ -207,17 +217,16 @@ pub(crate) fn reduce_hinges<B: Backend, const K: usize>(
     if !B::ad_enabled(&value.device()) {
         return value;
     }
-    let links = map_owned(blocks, threads, |(link, hinges)| {
+    let gradients = map_owned(blocks, threads, |(link, hinges)| {
         let slopes = hinges
             .into_iter()
             .zip(&weights)
-            .map(|(h, w)| h.moving * w.clone())
+            .map(|(h, w)| h.moving * w.clone().mul_scalar(h.weight))
             .reduce(|a, b| a + b)
             .expect("at least one term");
-        link.link_sum(slopes)
+        link.sum_gradient(slopes)
     });
-    let link = links.into_iter().reduce(sum).expect("at least one block");
-    value_with_gradient(value, link)
+    value_with_gradient(value, SumGradient::attach(gradients))
 }
 
 /// The optional penalty on a loss's trainable weights (PML's `WeightRegularizerMixin`:

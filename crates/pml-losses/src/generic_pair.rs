@@ -3,11 +3,13 @@
 //! pairs (PML's pair-based losses) or positive/negative masks over the whole matrix (PML's
 //! matrix-based losses). `ref_emb` is handled here once.
 
+use std::ops::Range;
+
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, backend::Backend};
 use pml_core::{
     DetachedMatrix, Distance, IndicesTuple, LossInput, MatrixLink,
     blocks::{BLOCK_ENTRIES, block_threads},
-    labels::{convert_to_pairs, matches_and_diffs_of_rows},
+    labels::{convert_to_pairs, matches_and_diffs_of_tile},
     math::masked_logsumexp,
     tensor::gather_pairs,
 };
@@ -87,8 +89,9 @@ fn pair_counts<B: Backend>(
         .reshape([n, m])
 }
 
-/// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set and its
-/// positive and negative masks (PML's `mat_based_loss` inputs, restricted to those rows).
+/// A block of anchor rows `r0..r0 + b` with its distances to the whole reference set (or a tile
+/// of the matrix, from [`pair_mask_tiles`]) and its positive and negative masks (PML's
+/// `mat_based_loss` inputs, restricted to those rows).
 ///
 /// The losses compute their values and their derivatives `S = ∂L/∂mat` on the constant
 /// [`mat`](Self::mat) and attach the gradient with [`link_rows`](Self::link_rows), or keep the
@@ -98,6 +101,9 @@ pub(crate) struct PairMasks<B: Backend> {
     pub pos: Tensor<B, 2, Bool>,
     /// `[b, m]`: `(i, j)` is a negative pair.
     pub neg: Tensor<B, 2, Bool>,
+    /// How many times the block's pairs count: 1, or 2 for a tile of [`pair_mask_tiles`] that
+    /// also stands for its mirror image.
+    pub weight: f64,
     matrix: DetachedMatrix<B>,
 }
 
@@ -183,16 +189,33 @@ pub(crate) fn pair_mask_blocks<B: Backend, T: Send>(
     f: impl Fn(PairMasks<B>) -> T + Sync,
 ) -> Option<(Vec<T>, PairCounts<B>)> {
     let threads = block_threads::<B>(&input.embeddings.device());
-    blocks_of_entries(slots, input, BLOCK_ENTRIES, threads, f)
+    blocks_of_entries(slots, input, BLOCK_ENTRIES, threads, false, f)
 }
 
-/// [`pair_mask_blocks`] with blocks of about `entries` entries (at least one row, and at least
-/// one block even for an empty batch) on up to `threads` threads.
+/// [`pair_mask_blocks`] for a loss whose terms are sums over the pairs of a function of their
+/// entry, with symmetric slopes: where the batch is its own reference, the pairs come from the
+/// labels and the distance has a Gram form, the masks are those of the upper-triangle tiles of
+/// [`GramInputs::map_upper_tiles`](pml_core::GramInputs::map_upper_tiles), each with its
+/// [`weight`](PairMasks::weight) (the counts are weighted); otherwise the row blocks of
+/// `pair_mask_blocks`, weight 1.
+pub(crate) fn pair_mask_tiles<B: Backend, T: Send>(
+    slots: &LossSlots,
+    input: &LossInput<B>,
+    f: impl Fn(PairMasks<B>) -> T + Sync,
+) -> Option<(Vec<T>, PairCounts<B>)> {
+    let threads = block_threads::<B>(&input.embeddings.device());
+    blocks_of_entries(slots, input, BLOCK_ENTRIES, threads, true, f)
+}
+
+/// [`pair_mask_blocks`] (`upper`: [`pair_mask_tiles`]) with blocks of about `entries` entries
+/// (at least one row, and at least one block even for an empty batch) on up to `threads`
+/// threads.
 fn blocks_of_entries<B: Backend, T: Send>(
     slots: &LossSlots,
     input: &LossInput<B>,
     entries: usize,
     threads: usize,
+    upper: bool,
     f: impl Fn(PairMasks<B>) -> T + Sync,
 ) -> Option<(Vec<T>, PairCounts<B>)> {
     let (n, m) = (input.embeddings.dims()[0], input.ref_len());
@@ -216,35 +239,58 @@ fn blocks_of_entries<B: Backend, T: Send>(
         }
     };
     let device = input.embeddings.device();
-    let blocks = slots.distance.map_detached_blocks(
-        input.embeddings.clone(),
-        input.reference.as_ref().map(|r| r.embeddings.clone()),
-        entries,
-        threads,
-        |rows, matrix| {
-            let b = rows.len();
-            let (pos, neg) = match &source {
-                MaskSource::Tuple { pos, neg } => {
-                    let narrow = |t: &Tensor<B, 2, Bool>| t.clone().narrow(0, rows.start, b);
-                    (narrow(pos), narrow(neg))
-                }
-                MaskSource::Labels { labels, refs } => {
-                    matches_and_diffs_of_rows(labels, refs.as_ref(), rows)
-                }
-            };
-            let pos_count = pos.clone().int().sum();
-            let neg_count = match &source {
-                MaskSource::Tuple { .. } => neg.clone().int().sum(),
-                // Every pair of labels that is not positive is negative, but an anchor with
-                // itself.
-                MaskSource::Labels { refs, .. } => {
-                    let pairs = b * m - if refs.is_none() { b } else { 0 };
-                    pos_count.clone().neg().add_scalar(pairs as i64)
-                }
-            };
-            (f(PairMasks { pos, neg, matrix }), (pos_count, neg_count))
-        },
-    );
+    let tile = |rows: Range<usize>, cols: Range<usize>, weight: f64, matrix| {
+        let (pos, neg) = match &source {
+            MaskSource::Tuple { pos, neg } => {
+                let narrow = |t: &Tensor<B, 2, Bool>| t.clone().narrow(0, rows.start, rows.len());
+                (narrow(pos), narrow(neg))
+            }
+            MaskSource::Labels { labels, refs } => {
+                matches_and_diffs_of_tile(labels, refs.as_ref(), rows.clone(), cols.clone())
+            }
+        };
+        let pos_count = pos.clone().int().sum();
+        let neg_count = match &source {
+            MaskSource::Tuple { .. } => neg.clone().int().sum(),
+            // Every pair of labels that is not positive is negative, but an anchor with
+            // itself.
+            MaskSource::Labels { refs, .. } => {
+                let selves = match refs {
+                    None => rows
+                        .end
+                        .min(cols.end)
+                        .saturating_sub(rows.start.max(cols.start)),
+                    Some(_) => 0,
+                };
+                let pairs = rows.len() * cols.len() - selves;
+                pos_count.clone().neg().add_scalar(pairs as i64)
+            }
+        };
+        let masks = PairMasks {
+            pos,
+            neg,
+            weight,
+            matrix,
+        };
+        let w = weight as i64;
+        (f(masks), (pos_count.mul_scalar(w), neg_count.mul_scalar(w)))
+    };
+    let query = input.embeddings.clone();
+    let reference = input.reference.as_ref().map(|r| r.embeddings.clone());
+    let self_labels = matches!(source, MaskSource::Labels { refs: None, .. });
+    let gram = (upper && self_labels && reference.is_none())
+        .then(|| slots.distance.gram_inputs(query.clone(), None))
+        .flatten();
+    let blocks = match gram {
+        Some(g) => g.map_upper_tiles(entries, threads, tile),
+        None => slots.distance.map_detached_blocks(
+            query,
+            reference,
+            entries,
+            threads,
+            |rows, matrix| tile(rows, 0..m, 1.0, matrix),
+        ),
+    };
     let mut counts = PairCounts {
         pos: Tensor::zeros([1], &device),
         neg: Tensor::zeros([1], &device),
@@ -292,7 +338,7 @@ mod tests {
         entries: usize,
         threads: usize,
     ) -> (usize, Vec<f64>, Vec<f64>, Vec<f64>, [i64; 2]) {
-        let (parts, counts) = blocks_of_entries(slots, input, entries, threads, |m| {
+        let (parts, counts) = blocks_of_entries(slots, input, entries, threads, false, |m| {
             (m.mat().clone(), m.pos.float(), m.neg.float())
         })
         .expect("masks");

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use crate::{
     blocks::{map_blocks, row_blocks},
     math::{matmul, scalar_div, squared_distances},
-    tensor::{constant, contiguous, diagonal},
+    tensor::{constant, contiguous, diagonal_of_tile},
 };
 
 /// A distance or similarity between embeddings (PML's `BaseDistance`).
@@ -279,13 +279,62 @@ impl<B: Backend> GramInputs<B> {
         })
     }
 
+    /// `[f(rows, cols, weight, tile(rows, cols)), …]` over tiles that stand for the whole
+    /// matrix of a query with itself (no reference) as its upper triangle: tiles of the
+    /// [`row_blocks`] (at least four, and one per thread) with themselves, `weight` 1, and with
+    /// the columns right of them in pieces of about `entries` entries, `weight` 2 (each also
+    /// stands for its mirror image). For a loss whose terms are sums over the matrix of a
+    /// function of its entries, with symmetric slopes (`S_ij = S_ji`), the weighted sums over
+    /// the tiles are the sums over the matrix, and the tiles' gradients
+    /// ([`MatrixLink::sum_gradient`]) with the weighted slopes are the matrix's: about half the
+    /// work of [`map_blocks`](Self::map_blocks). With a reference: `map_blocks`, columns
+    /// `0..m`, `weight` 1.
+    pub fn map_upper_tiles<T: Send>(
+        &self,
+        entries: usize,
+        threads: usize,
+        f: impl Fn(Range<usize>, Range<usize>, f64, DetachedMatrix<B>) -> T + Sync,
+    ) -> Vec<T> {
+        let (n, m) = (self.rows(), self.reference.dims()[0]);
+        if !self.is_self {
+            return self.map_blocks(entries, threads, |rows, matrix| f(rows, 0..m, 1.0, matrix));
+        }
+        let mut tiles = Vec::new();
+        for rows in row_blocks(n, n, entries, threads.max(4)) {
+            let width = (entries / rows.len().max(1)).max(1);
+            tiles.push((rows.clone(), rows.clone(), 1.0));
+            for start in (rows.end..n).step_by(width) {
+                tiles.push((rows.clone(), start..(start + width).min(n), 2.0));
+            }
+        }
+        map_blocks(tiles.len(), threads, |k| {
+            let (rows, cols, weight) = tiles[k].clone();
+            f(rows.clone(), cols.clone(), weight, self.tile(rows, cols))
+        })
+    }
+
     /// The matrix of query rows `start..start + len` against the whole reference, `[len, m]`.
     ///
     /// # Panics
     /// If the rows are out of range.
     pub fn block(&self, start: usize, len: usize) -> DetachedMatrix<B> {
-        let query = self.query.clone().narrow(0, start, len);
-        let gram = matmul(constant(query.clone()), self.reference_t.clone());
+        self.tile(start..start + len, 0..self.reference.dims()[0])
+    }
+
+    /// The matrix of query rows `rows` against reference rows `cols`, `[rows.len(),
+    /// cols.len()]`.
+    ///
+    /// # Panics
+    /// If the rows or columns are out of range.
+    pub fn tile(&self, rows: Range<usize>, cols: Range<usize>) -> DetachedMatrix<B> {
+        let query = constant(self.query.clone()).narrow(0, rows.start, rows.len());
+        let m = self.reference.dims()[0];
+        let reference_t = if cols == (0..m) {
+            self.reference_t.clone()
+        } else {
+            self.reference_t.clone().narrow(1, cols.start, cols.len())
+        };
+        let gram = matmul(query, reference_t);
         let (mat, factor) = match self.form {
             GramForm::Inner { power } => {
                 if power == 1.0 {
@@ -300,11 +349,13 @@ impl<B: Backend> GramInputs<B> {
                     .squares
                     .clone()
                     .expect("the Euclidean form keeps the squared norms");
-                let mut d2 =
-                    squared_distances(gram, query_sq.narrow(0, start, len), reference_sq_t);
-                if self.is_self {
-                    let m = d2.dims()[1];
-                    let diagonal = diagonal([len, m], start, &d2.device());
+                let mut d2 = squared_distances(
+                    gram,
+                    query_sq.narrow(0, rows.start, rows.len()),
+                    reference_sq_t.narrow(1, cols.start, cols.len()),
+                );
+                if self.is_self && rows.start < cols.end && cols.start < rows.end {
+                    let diagonal = diagonal_of_tile(rows.clone(), cols.clone(), &d2.device());
                     d2 = d2.mask_fill(diagonal, 0.0);
                 }
                 euclidean_power(d2, power)
@@ -314,9 +365,9 @@ impl<B: Backend> GramInputs<B> {
             mat,
             link: MatrixLink(Link::Gram(GramLink {
                 factor,
-                query,
-                reference: self.reference.clone(),
-                reference_aug: self.reference_aug.clone(),
+                inputs: self.clone(),
+                rows,
+                cols,
             })),
         }
     }
@@ -381,16 +432,14 @@ enum Link<B: Backend> {
     Tracked(Tensor<B, 2>),
 }
 
-/// The link of a [`GramInputs`] block.
+/// The link of a [`GramInputs`] tile: rows `rows` and columns `cols` of its matrix.
 #[derive(Clone, Debug)]
 struct GramLink<B: Backend> {
-    /// `∂mat/∂X` (`None`: 1), a constant `[b, m]`.
+    /// `∂mat/∂X` (`None`: 1), a constant `[rows, cols]`.
     factor: Option<Tensor<B, 2>>,
-    /// The block's query rows and the whole reference, on the graph.
-    query: Tensor<B, 2>,
-    reference: Tensor<B, 2>,
-    /// `[reference, ‖reference‖²]` for the Euclidean form.
-    reference_aug: Option<Tensor<B, 2>>,
+    inputs: GramInputs<B>,
+    rows: Range<usize>,
+    cols: Range<usize>,
 }
 
 impl<B: Backend> GramLink<B> {
@@ -402,30 +451,49 @@ impl<B: Backend> GramLink<B> {
         }
     }
 
+    /// The tile's query rows and reference rows (`[b, d]`, `[c, d]`, `[c, d + 1]` for the
+    /// augmented reference), on the graph.
+    fn inputs(&self) -> (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 2>>) {
+        let cut = |x: &Tensor<B, 2>, r: &Range<usize>| {
+            if *r == (0..x.dims()[0]) {
+                x.clone()
+            } else {
+                x.clone().narrow(0, r.start, r.len())
+            }
+        };
+        let g = &self.inputs;
+        (
+            cut(&g.query, &self.rows),
+            cut(&g.reference, &self.cols),
+            g.reference_aug.as_ref().map(|a| cut(a, &self.cols)),
+        )
+    }
+
     /// [`DetachedMatrix::link_rows`], `[b, 1]`.
     fn rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 2> {
         let t = self.chain(slopes);
-        let query = &self.query;
-        match &self.reference_aug {
-            None => (query.clone() * matmul(t, self.reference.clone())).sum_dim(1),
+        let (query, reference, reference_aug) = self.inputs();
+        match reference_aug {
+            None => (query * matmul(t, reference)).sum_dim(1),
             Some(aug) => {
                 let d = query.dims()[1];
-                let tr = matmul(t.clone(), aug.clone());
+                let tr = matmul(t.clone(), aug);
                 let q_sq = query.clone().powi_scalar(2).sum_dim(1);
-                let cross = (query.clone() * tr.clone().narrow(1, 0, d)).sum_dim(1);
+                let cross = (query * tr.clone().narrow(1, 0, d)).sum_dim(1);
                 t.sum_dim(1) * q_sq + tr.narrow(1, d, 1) - cross.mul_scalar(2.0)
             }
         }
     }
 
-    /// [`DetachedMatrix::link_sum`], `[1]`.
-    fn sum(&self, slopes: Tensor<B, 2>) -> Tensor<B, 1> {
+    /// [`MatrixLink::sum_gradient`].
+    fn sum_gradient(&self, slopes: Tensor<B, 2>) -> GramGradient<B> {
         let t = self.chain(slopes);
-        let (query, reference) = (&self.query, &self.reference);
-        let (q, r) = (constant(query.clone()), constant(reference.clone()));
+        let (query, reference, _) = self.inputs();
+        let (q, r) = (constant(query), constant(reference));
         let t_r = matmul(t.clone(), r.clone());
+        // `Tᵀ q` as `(qᵀ T)ᵀ`: `T` keeps its layout.
         let t_q = matmul(q.clone().transpose(), t.clone()).transpose();
-        let (grad_q, grad_r) = if self.reference_aug.is_some() {
+        let (query, reference) = if self.inputs.reference_aug.is_some() {
             (
                 (q * t.clone().sum_dim(1) - t_r).mul_scalar(2.0),
                 (r * t.sum_dim(0).transpose() - t_q).mul_scalar(2.0),
@@ -433,7 +501,91 @@ impl<B: Backend> GramLink<B> {
         } else {
             (t_r, t_q)
         };
-        (query.clone() * grad_q).sum() + (reference.clone() * grad_r).sum()
+        GramGradient {
+            inputs: self.inputs.clone(),
+            rows: self.rows.clone(),
+            cols: self.cols.clone(),
+            query,
+            reference,
+        }
+    }
+}
+
+/// The gradient of `Σ_ij S_ij mat_ij` w.r.t. the inputs of one block or tile of a matrix,
+/// computed off the autodiff graph ([`MatrixLink::sum_gradient`]); [`attach`](Self::attach)
+/// attaches those of all the blocks of a matrix at once.
+#[derive(Clone, Debug)]
+pub struct SumGradient<B: Backend>(SumPart<B>);
+
+#[derive(Clone, Debug)]
+enum SumPart<B: Backend> {
+    /// `Σ S ⊙ mat` on the graph (a matrix without a Gram form).
+    Tracked(Tensor<B, 1>),
+    Gram(GramGradient<B>),
+}
+
+/// The gradient of a [`GramInputs`] tile, constants: w.r.t. its query rows (`[b, d]`) and its
+/// reference rows (`[c, d]`).
+#[derive(Clone, Debug)]
+struct GramGradient<B: Backend> {
+    inputs: GramInputs<B>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    query: Tensor<B, 2>,
+    reference: Tensor<B, 2>,
+}
+
+/// `acc` with `part` added to its rows `start..`.
+fn add_rows<B: Backend>(acc: Tensor<B, 2>, start: usize, part: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [len, d] = part.dims();
+    if start == 0 && len == acc.dims()[0] {
+        return acc + part;
+    }
+    let range = [start..start + len, 0..d];
+    let sum = acc.clone().slice(range.clone()) + part;
+    acc.slice_assign(range, sum)
+}
+
+impl<B: Backend> SumGradient<B> {
+    /// `[1]`: a value whose gradient is the sum of `parts` (blocks or tiles of one matrix; its
+    /// value is not the sum of their `Σ S ⊙ mat`: use it through
+    /// [`value_with_gradient`](crate::tensor::value_with_gradient)).
+    ///
+    /// The gradients w.r.t. the inputs of a [`GramInputs`] are summed as constants and
+    /// attached through one product with each input (`Σ q ⊙ ∂q + Σ r ⊙ ∂r`, one product when
+    /// the reference is the query), so that the autodiff graph holds two `[n, d]`-sized
+    /// operations whatever the number of blocks.
+    ///
+    /// # Panics
+    /// If `parts` is empty.
+    pub fn attach(parts: Vec<Self>) -> Tensor<B, 1> {
+        let mut total: Option<Tensor<B, 1>> = None;
+        let mut add = |x: Tensor<B, 1>| total = Some(total.take().map_or(x.clone(), |t| t + x));
+        let mut gram = Vec::new();
+        for part in parts {
+            match part.0 {
+                SumPart::Tracked(x) => add(x),
+                SumPart::Gram(g) => gram.push(g),
+            }
+        }
+        if let Some(first) = gram.first() {
+            let inputs = first.inputs.clone();
+            let zeros = |x: &Tensor<B, 2>| constant(x.clone()).zeros_like();
+            let mut query = zeros(&inputs.query);
+            let mut reference = (!inputs.is_self).then(|| zeros(&inputs.reference));
+            for g in gram {
+                query = add_rows(query, g.rows.start, g.query);
+                match reference.take() {
+                    Some(r) => reference = Some(add_rows(r, g.cols.start, g.reference)),
+                    None => query = add_rows(query, g.cols.start, g.reference),
+                }
+            }
+            add((inputs.query.clone() * query).sum());
+            if let Some(grad) = reference {
+                add((inputs.reference.clone() * grad).sum());
+            }
+        }
+        total.expect("at least one part")
     }
 }
 
@@ -494,19 +646,9 @@ impl<B: Backend> MatrixLink<B> {
     }
 
     /// `[1]`: the gradient of `Σ_ij slopes_ij mat_ij` w.r.t. the inputs, for a loss that only
-    /// sums its links (the sum of [`link_rows`](Self::link_rows), with another value). Zero on
-    /// a backend without autodiff.
-    ///
-    /// From a [`GramInputs`] block, with `T = S ⊙ ∂mat/∂X` as in [`link_rows`](Self::link_rows),
-    /// the gradients are computed on constants and attached as the linear form `Σ q ⊙ ∂q + Σ r ⊙ ∂r`:
-    ///
-    /// - inner: `∂q = T r`, `∂r = Tᵀ q`,
-    /// - Euclidean: `∂q_i = 2 ((Σ_j T_ij) q_i − (T r)_i)`, `∂r_j = 2 ((Σ_i T_ij) r_j − (Tᵀ q)_j)`.
-    ///
-    /// Both `[b, m]` products are forward products whose operand `T` keeps its layout (`Tᵀ q`
-    /// as `(qᵀ T)ᵀ`); the graph holds `[b, d]` and `[m, d]` operations only. (Autodiff of
-    /// [`link_rows`](Self::link_rows) multiplies by `Tᵀ` in the backward pass, which
-    /// burn-ndarray first copies element by element.)
+    /// sums its links (the sum of [`link_rows`](Self::link_rows), with another value):
+    /// [`SumGradient::attach`] of this block's [`sum_gradient`](Self::sum_gradient). Zero on a
+    /// backend without autodiff.
     ///
     /// # Shapes
     /// - `slopes`: `[b, m]`, a constant
@@ -515,9 +657,28 @@ impl<B: Backend> MatrixLink<B> {
         if !B::ad_enabled(&device) {
             return Tensor::zeros([1], (&device, slopes.dtype()));
         }
-        match &self.0 {
-            Link::Tracked(mat) => (mat.clone() * slopes).sum(),
-            Link::Gram(g) => g.sum(slopes),
-        }
+        SumGradient::attach(vec![self.sum_gradient(slopes)])
+    }
+
+    /// The gradient of `Σ_ij slopes_ij mat_ij` w.r.t. the inputs, for a loss that sums the
+    /// links of all its blocks: [`SumGradient::attach`] attaches the blocks' gradients at once.
+    ///
+    /// From a [`GramInputs`] tile (query rows `q`, reference rows `r`), with `T = S ⊙
+    /// ∂mat/∂X` as in [`link_rows`](Self::link_rows), the gradients are computed on constants:
+    ///
+    /// - inner: `∂q = T r`, `∂r = Tᵀ q`,
+    /// - Euclidean: `∂q_i = 2 ((Σ_j T_ij) q_i − (T r)_i)`, `∂r_j = 2 ((Σ_i T_ij) r_j − (Tᵀ q)_j)`.
+    ///
+    /// Both `[b, m]` products are forward products whose operand `T` keeps its layout (`Tᵀ q`
+    /// as `(qᵀ T)ᵀ`). (Autodiff of [`link_rows`](Self::link_rows) multiplies by `Tᵀ` in the
+    /// backward pass, which burn-ndarray first copies element by element.)
+    ///
+    /// # Shapes
+    /// - `slopes`: `[b, m]`, a constant
+    pub fn sum_gradient(&self, slopes: Tensor<B, 2>) -> SumGradient<B> {
+        SumGradient(match &self.0 {
+            Link::Tracked(mat) => SumPart::Tracked((mat.clone() * slopes).sum()),
+            Link::Gram(g) => SumPart::Gram(g.sum_gradient(slopes)),
+        })
     }
 }
