@@ -228,6 +228,7 @@ impl Knn {
                 format!("query has width {d} but the reference has width {dr}"),
             ));
         }
+        check_rows("reference", m)?;
         let k = k.min(m);
         if n == 0 || k == 0 {
             return Ok(Neighbors {
@@ -339,6 +340,7 @@ impl Knn {
             return self.search(x.clone(), x, k);
         }
         let [n, d] = x.dims();
+        check_rows("x", n)?;
         let k = k.min(n);
         if n == 0 || k == 0 {
             return Ok(Neighbors {
@@ -509,11 +511,56 @@ fn cmp_candidates(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
+/// A candidate `(key, index)` packed into one integer whose order is the candidates' order
+/// ([`cmp_candidates`]: the key by `f32::total_cmp`, then the index), so that the running top-k
+/// compares integers and its buffer holds 8 bytes per candidate instead of 16. Indices must
+/// fit in 32 bits ([`check_rows`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate(u64);
+
+impl Candidate {
+    #[inline]
+    fn new(key: f32, index: usize) -> Self {
+        let bits = key.to_bits();
+        // `total_cmp`'s order on unsigned integers: negative keys reversed, below the others.
+        let ordered = if bits >> 31 == 1 {
+            !bits
+        } else {
+            bits | 1 << 31
+        };
+        Self(u64::from(ordered) << 32 | index as u64)
+    }
+
+    fn key(self) -> f32 {
+        let ordered = (self.0 >> 32) as u32;
+        f32::from_bits(if ordered >> 31 == 1 {
+            ordered & !(1 << 31)
+        } else {
+            !ordered
+        })
+    }
+
+    fn index(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
+
+/// Refuses reference sets whose indices do not fit the 32 bits of a [`Candidate`].
+fn check_rows(argument: &str, rows: usize) -> Result<(), PmlError> {
+    if rows > u32::MAX as usize {
+        return Err(PmlError::invalid_input(
+            argument,
+            format!("{rows} rows, more than the 2^32 - 1 the host search can index"),
+        ));
+    }
+    Ok(())
+}
+
 /// The running top-k of one query row: a buffer of candidates that is cut back to the best `k`
 /// whenever it reaches `2k`, with the `k`-th best key as admission bound.
 struct RowTopK {
     k: usize,
-    buf: Vec<(f32, usize)>,
+    buf: Vec<Candidate>,
     threshold: f32,
 }
 
@@ -543,7 +590,7 @@ impl RowTopK {
 
     #[inline]
     fn push(&mut self, key: f32, index: usize) {
-        self.buf.push((key, index));
+        self.buf.push(Candidate::new(key, index));
         if self.buf.len() >= 2 * self.k {
             self.shrink();
         }
@@ -575,23 +622,21 @@ impl RowTopK {
     }
 
     fn shrink(&mut self) {
-        if self.buf.len() > self.k {
-            self.buf.select_nth_unstable_by(self.k - 1, cmp_candidates);
-            self.buf.truncate(self.k);
-        }
-        if self.buf.len() == self.k {
-            self.threshold = self
-                .buf
-                .iter()
-                .map(|c| c.0)
-                .fold(f32::NEG_INFINITY, f32::max);
+        let k = self.k;
+        if self.buf.len() > k {
+            // The k-th best lands at `k − 1`, the better ones before it: it is the bound.
+            self.buf.select_nth_unstable(k - 1);
+            self.buf.truncate(k);
+            self.threshold = self.buf[k - 1].key();
+        } else if self.buf.len() == k {
+            self.threshold = self.buf.iter().max().map_or(f32::INFINITY, |c| c.key());
         }
     }
 
     fn finish(mut self) -> Vec<(f32, usize)> {
-        self.buf.sort_unstable_by(cmp_candidates);
+        self.buf.sort_unstable();
         self.buf.truncate(self.k);
-        self.buf
+        self.buf.into_iter().map(|c| (c.key(), c.index())).collect()
     }
 }
 
@@ -727,6 +772,35 @@ mod tests {
     use burn::backend::NdArray;
 
     type B = NdArray;
+
+    #[test]
+    fn packed_candidates_keep_the_order_of_key_then_index() {
+        let keys = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -f32::MIN_POSITIVE,
+            0.0,
+            f32::MIN_POSITIVE,
+            1.0,
+            1.0 + f32::EPSILON,
+            3.4e38,
+            f32::INFINITY,
+        ];
+        let mut all = Vec::new();
+        for &key in &keys {
+            for index in [0, 1, 7, u32::MAX as usize] {
+                let c = Candidate::new(key, index);
+                assert_eq!((c.key(), c.index()), (key, index));
+                all.push((key, index));
+            }
+        }
+        for a in &all {
+            for b in &all {
+                let packed = Candidate::new(a.0, a.1).cmp(&Candidate::new(b.0, b.1));
+                assert_eq!(packed, cmp_candidates(a, b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn ties_go_to_the_smaller_index_and_blocks_merge() {
