@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{
     IndicesTuple, LossInput,
     rng::SeededRng,
-    tensor::{diagonal_of_tile, int_tensor, int_vec, take},
+    tensor::{diagonal_of_tile, int_tensor, int_vec, narrow_to, take},
 };
 
 /// `out[i, j] = labels[i] == ref_labels[j]`, shape `[n, m]`.
@@ -56,15 +56,11 @@ pub fn matches_and_diffs_of_tile<B: Backend>(
     rows: Range<usize>,
     cols: Range<usize>,
 ) -> (Tensor<B, 2, Bool>, Tensor<B, 2, Bool>) {
-    let cut = |x: &Tensor<B, 1, Int>, r: &Range<usize>| {
-        if *r == (0..x.dims()[0]) {
-            x.clone()
-        } else {
-            x.clone().slice(r.clone())
-        }
-    };
     let refs = ref_labels.unwrap_or(labels);
-    let matches = pairwise_equal(&cut(labels, &rows), &cut(refs, &cols));
+    let matches = pairwise_equal(
+        &narrow_to(labels.clone(), 0, rows.clone()),
+        &narrow_to(refs.clone(), 0, cols.clone()),
+    );
     let diffs = matches.clone().bool_not();
     let matches = match ref_labels {
         // An anchor is not its own positive: clear the diagonal where the tile crosses it.

@@ -35,6 +35,23 @@ pub fn diagonal_of_tile<B: Backend>(
     )
 }
 
+/// `x.narrow(dim, range.start, range.len())`, or `x` itself where `range` spans the whole
+/// dimension (no view, and on the autodiff graph no node).
+///
+/// # Panics
+/// If `range` is not inside `0..x.dims()[dim]`.
+pub fn narrow_to<B: Backend, const D: usize, K: BasicOps<B>>(
+    x: Tensor<B, D, K>,
+    dim: usize,
+    range: Range<usize>,
+) -> Tensor<B, D, K> {
+    if range == (0..x.dims()[dim]) {
+        x
+    } else {
+        x.narrow(dim, range.start, range.len())
+    }
+}
+
 /// `true` where `x` is NaN, on every backend and CPU.
 ///
 /// Burn's `is_nan` is `x != x`, and burn-ndarray's SIMD float equality on CPUs without AVX-512

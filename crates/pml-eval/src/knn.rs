@@ -228,7 +228,6 @@ impl Knn {
                 format!("query has width {d} but the reference has width {dr}"),
             ));
         }
-        check_rows("reference", m)?;
         let k = k.min(m);
         if n == 0 || k == 0 {
             return Ok(Neighbors {
@@ -243,6 +242,9 @@ impl Knn {
             _ => (query, reference),
         };
         let on_device = self.config.selection == TopKSelection::Device;
+        if !on_device {
+            check_rows("reference", m)?;
+        }
         let qb = self.config.query_batch_size.max(1);
         let rb = self.config.reference_batch_size.max(1);
         let ref_blocks: Vec<RefBlock<B>> = if on_device {

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use crate::{
     blocks::{map_blocks, row_blocks},
     math::{matmul, scalar_div, squared_distances},
-    tensor::{constant, contiguous, diagonal_of_tile},
+    tensor::{constant, contiguous, diagonal_of_tile, narrow_to},
 };
 
 /// A distance or similarity between embeddings (PML's `BaseDistance`).
@@ -327,13 +327,8 @@ impl<B: Backend> GramInputs<B> {
     /// # Panics
     /// If the rows or columns are out of range.
     pub fn tile(&self, rows: Range<usize>, cols: Range<usize>) -> DetachedMatrix<B> {
-        let query = constant(self.query.clone()).narrow(0, rows.start, rows.len());
-        let m = self.reference.dims()[0];
-        let reference_t = if cols == (0..m) {
-            self.reference_t.clone()
-        } else {
-            self.reference_t.clone().narrow(1, cols.start, cols.len())
-        };
+        let query = narrow_to(constant(self.query.clone()), 0, rows.clone());
+        let reference_t = narrow_to(self.reference_t.clone(), 1, cols.clone());
         let gram = matmul(query, reference_t);
         let (mat, factor) = match self.form {
             GramForm::Inner { power } => {
@@ -351,8 +346,8 @@ impl<B: Backend> GramInputs<B> {
                     .expect("the Euclidean form keeps the squared norms");
                 let mut d2 = squared_distances(
                     gram,
-                    query_sq.narrow(0, rows.start, rows.len()),
-                    reference_sq_t.narrow(1, cols.start, cols.len()),
+                    narrow_to(query_sq, 0, rows.clone()),
+                    narrow_to(reference_sq_t, 1, cols.clone()),
                 );
                 if self.is_self && rows.start < cols.end && cols.start < rows.end {
                     let diagonal = diagonal_of_tile(rows.clone(), cols.clone(), &d2.device());
@@ -451,31 +446,18 @@ impl<B: Backend> GramLink<B> {
         }
     }
 
-    /// The tile's query rows and reference rows (`[b, d]`, `[c, d]`, `[c, d + 1]` for the
-    /// augmented reference), on the graph.
-    fn inputs(&self) -> (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 2>>) {
-        let cut = |x: &Tensor<B, 2>, r: &Range<usize>| {
-            if *r == (0..x.dims()[0]) {
-                x.clone()
-            } else {
-                x.clone().narrow(0, r.start, r.len())
-            }
-        };
-        let g = &self.inputs;
-        (
-            cut(&g.query, &self.rows),
-            cut(&g.reference, &self.cols),
-            g.reference_aug.as_ref().map(|a| cut(a, &self.cols)),
-        )
-    }
-
     /// [`DetachedMatrix::link_rows`], `[b, 1]`.
     fn rows(&self, slopes: Tensor<B, 2>) -> Tensor<B, 2> {
         let t = self.chain(slopes);
-        let (query, reference, reference_aug) = self.inputs();
-        match reference_aug {
-            None => (query * matmul(t, reference)).sum_dim(1),
+        let g = &self.inputs;
+        let query = narrow_to(g.query.clone(), 0, self.rows.clone());
+        match &g.reference_aug {
+            None => {
+                let reference = narrow_to(g.reference.clone(), 0, self.cols.clone());
+                (query * matmul(t, reference)).sum_dim(1)
+            }
             Some(aug) => {
+                let aug = narrow_to(aug.clone(), 0, self.cols.clone());
                 let d = query.dims()[1];
                 let tr = matmul(t.clone(), aug);
                 let q_sq = query.clone().powi_scalar(2).sum_dim(1);
@@ -488,8 +470,9 @@ impl<B: Backend> GramLink<B> {
     /// [`MatrixLink::sum_gradient`].
     fn sum_gradient(&self, slopes: Tensor<B, 2>) -> GramGradient<B> {
         let t = self.chain(slopes);
-        let (query, reference, _) = self.inputs();
-        let (q, r) = (constant(query), constant(reference));
+        let g = &self.inputs;
+        let q = narrow_to(constant(g.query.clone()), 0, self.rows.clone());
+        let r = narrow_to(constant(g.reference.clone()), 0, self.cols.clone());
         let t_r = matmul(t.clone(), r.clone());
         // `Tᵀ q` as `(qᵀ T)ᵀ`: `T` keeps its layout.
         let t_q = matmul(q.clone().transpose(), t.clone()).transpose();
