@@ -296,10 +296,11 @@ impl Knn {
                         .map(|c| (canonical(-keys[r * k + c] as f32), idx[r * k + c] as usize))
                         .collect();
                     row.sort_unstable_by(cmp_candidates);
-                    self.push_row(&mut out, &row);
+                    self.push_row(&mut out, row);
                 }
             } else {
-                let mut heaps: Vec<RowTopK> = (0..rows).map(|_| RowTopK::new(k)).collect();
+                let mut store = TopKStore::new(rows, k);
+                let mut heaps = store.rows();
                 let q_sq = q_sq.map(|t| host_f32(t.into_data()));
                 for block in &ref_blocks {
                     let dot = q.clone().matmul(block.rows_t.clone());
@@ -310,7 +311,7 @@ impl Knn {
                     progress.tick(1);
                 }
                 for h in heaps {
-                    self.push_row(&mut out, &h.finish());
+                    self.push_row(&mut out, h.finish());
                 }
             }
         }
@@ -360,7 +361,8 @@ impl Knn {
         let tiles = self.host_blocks(&x, b);
         let n_tiles = tiles.len() * (tiles.len() + 1) / 2;
         let mut progress = Progress::new("kNN", n_tiles, self.config.progress && n_tiles >= 8);
-        let mut heaps: Vec<RowTopK> = (0..n).map(|_| RowTopK::new(k)).collect();
+        let mut store = TopKStore::new(n, k);
+        let mut heaps = store.rows();
         for (ti, tile) in tiles.iter().enumerate() {
             let rows = tile.rows_t.dims()[1];
             let q = x.clone().slice([tile.start..tile.start + rows, 0..d]);
@@ -386,7 +388,7 @@ impl Knn {
             indices: Vec::with_capacity(n * k),
         };
         for h in heaps {
-            self.push_row(&mut out, &h.finish());
+            self.push_row(&mut out, h.finish());
         }
         Ok(out)
     }
@@ -467,9 +469,9 @@ impl Knn {
         best.expect("at least one reference block")
     }
 
-    fn push_row(&self, out: &mut Neighbors, row: &[(f32, usize)]) {
+    fn push_row(&self, out: &mut Neighbors, row: impl IntoIterator<Item = (f32, usize)>) {
         let similarity = self.config.metric.is_similarity();
-        for &(key, j) in row {
+        for (key, j) in row {
             out.distances
                 .push(if similarity { -key + 0.0 } else { key });
             out.indices.push(j);
@@ -558,32 +560,57 @@ fn check_rows(argument: &str, rows: usize) -> Result<(), PmlError> {
     Ok(())
 }
 
-/// The running top-k of one query row: a buffer of candidates that is cut back to the best `k`
-/// whenever it reaches `2k`, with the `k`-th best key as admission bound.
-struct RowTopK {
+/// The running top-k of one query row: a slice of `2k` candidates (one row of a
+/// [`TopKStore`]) whose first `len` are filled, cut back to the best `k` whenever it is full,
+/// with the `k`-th best key as admission bound.
+struct RowTopK<'a> {
     k: usize,
-    buf: Vec<Candidate>,
+    buf: &'a mut [Candidate],
+    len: usize,
     threshold: f32,
+}
+
+/// The candidate buffers of the running top-k of `rows` rows, in one allocation: a buffer per
+/// row is `rows` small allocations per search, whose pages an allocator that keeps freed pages
+/// (the benches' and examples' jemalloc) does not reuse from one search to the next.
+struct TopKStore {
+    k: usize,
+    candidates: Vec<Candidate>,
+}
+
+impl TopKStore {
+    fn new(rows: usize, k: usize) -> Self {
+        Self {
+            k,
+            candidates: vec![Candidate(0); rows * 2 * k],
+        }
+    }
+
+    /// One running top-k per row.
+    fn rows(&mut self) -> Vec<RowTopK<'_>> {
+        let k = self.k;
+        self.candidates
+            .chunks_mut(2 * k)
+            .map(|buf| RowTopK {
+                k,
+                buf,
+                len: 0,
+                threshold: f32::INFINITY,
+            })
+            .collect()
+    }
 }
 
 /// Keys are screened against the admission bound this many at a time: one vectorizable pass
 /// over the group, and the per-candidate work only when one of them gets in.
 const GROUP: usize = 16;
 
-impl RowTopK {
-    fn new(k: usize) -> Self {
-        Self {
-            k,
-            buf: Vec::with_capacity(2 * k),
-            threshold: f32::INFINITY,
-        }
-    }
-
+impl RowTopK<'_> {
     /// Keys above this cannot be among the best `k`. Admitting a key equal to it (or any extra
     /// candidate) is harmless: [`finish`](Self::finish) ranks by key, then index.
     #[inline]
     fn bound(&self) -> f32 {
-        if self.buf.len() < self.k {
+        if self.len < self.k {
             f32::INFINITY
         } else {
             self.threshold
@@ -592,8 +619,9 @@ impl RowTopK {
 
     #[inline]
     fn push(&mut self, key: f32, index: usize) {
-        self.buf.push(Candidate::new(key, index));
-        if self.buf.len() >= 2 * self.k {
+        self.buf[self.len] = Candidate::new(key, index);
+        self.len += 1;
+        if self.len == self.buf.len() {
             self.shrink();
         }
     }
@@ -618,27 +646,30 @@ impl RowTopK {
 
     /// Cuts the buffer back to `k` and updates the bound.
     fn settle(&mut self) {
-        if self.buf.len() >= self.k {
+        if self.len >= self.k {
             self.shrink();
         }
     }
 
     fn shrink(&mut self) {
         let k = self.k;
-        if self.buf.len() > k {
+        let filled = &mut self.buf[..self.len];
+        if self.len > k {
             // The k-th best lands at `k − 1`, the better ones before it: it is the bound.
-            self.buf.select_nth_unstable(k - 1);
-            self.buf.truncate(k);
-            self.threshold = self.buf[k - 1].key();
-        } else if self.buf.len() == k {
-            self.threshold = self.buf.iter().max().map_or(f32::INFINITY, |c| c.key());
+            filled.select_nth_unstable(k - 1);
+            self.len = k;
+            self.threshold = filled[k - 1].key();
+        } else if self.len == k {
+            self.threshold = filled.iter().max().map_or(f32::INFINITY, |c| c.key());
         }
     }
 
-    fn finish(mut self) -> Vec<(f32, usize)> {
-        self.buf.sort_unstable();
-        self.buf.truncate(self.k);
-        self.buf.into_iter().map(|c| (c.key(), c.index())).collect()
+    /// The best `k` (or fewer) candidates, best first, as `(key, index)`.
+    fn finish(self) -> impl Iterator<Item = (f32, usize)> {
+        let Self { k, buf, len, .. } = self;
+        buf[..len].sort_unstable();
+        let buf: &[Candidate] = buf;
+        buf[..len.min(k)].iter().map(|c| (c.key(), c.index()))
     }
 }
 
@@ -700,7 +731,7 @@ fn on_threads<T: Send>(
 /// `l2 = Some((‖q‖², ‖r‖²))` the keys are squared L2 distances, otherwise negated inner
 /// products.
 fn select_rows(
-    heaps: &mut [RowTopK],
+    heaps: &mut [RowTopK<'_>],
     dot: &[f32],
     width: usize,
     start: usize,
@@ -724,7 +755,7 @@ fn select_rows(
 /// transposing it. Columns are taken [`GROUP`] at a time, so each row of the block is read as
 /// one cache line per group. `l2 = Some((‖column‖², ‖row‖²))`.
 fn select_columns(
-    heaps: &mut [RowTopK],
+    heaps: &mut [RowTopK<'_>],
     dot: &[f32],
     rows: usize,
     start: usize,
