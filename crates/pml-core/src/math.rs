@@ -2,7 +2,7 @@
 
 use burn::tensor::{Bool, Tensor, activation::relu, backend::Backend};
 
-use crate::tensor::constant;
+use crate::tensor::{constant, empty_max};
 
 /// `a · b` for `a: [m, k]`, `b: [k, n]`, also when a dimension is zero (an empty batch, an
 /// empty reference, zero-width embeddings), where burn-ndarray 0.21's matmul divides by zero:
@@ -135,9 +135,8 @@ pub fn masked_logsumexp<B: Backend>(
     // The shift is a constant: any value gives the same result and gradient.
     let max = constant(masked.clone()).max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
-    // Rows where everything is masked have max = -inf: shift by 0 instead.
-    let empty_max = max.clone().lower_equal_elem(f64::NEG_INFINITY);
-    let max = max.mask_fill(empty_max, 0.0);
+    // Rows where everything is masked: shift by 0 instead.
+    let max = max.clone().mask_fill(empty_max(max), 0.0);
     let mut sum = (masked - max.clone()).exp().sum_dim(1);
     if add_one {
         sum = sum + max.clone().neg().exp();
@@ -172,8 +171,7 @@ pub fn masked_logsumexp_with_slopes<B: Backend>(
     let max = masked.clone().max_dim(1);
     let max = if add_one { max.clamp_min(0.0) } else { max };
     // Rows where everything is masked: shift by 0; their `exp` is 0 everywhere.
-    let empty_max = max.clone().lower_equal_elem(f64::NEG_INFINITY);
-    let max = max.mask_fill(empty_max, 0.0);
+    let max = max.clone().mask_fill(empty_max(max), 0.0);
     let exp = (masked - max.clone()).exp();
     let mut sum = exp.clone().sum_dim(1);
     if add_one {

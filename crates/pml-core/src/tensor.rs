@@ -63,6 +63,15 @@ pub fn is_nan<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D, Bool>
     x.lower_equal_elem(f64::INFINITY).bool_not()
 }
 
+/// `true` where a maximum over entries masked with `−∞` (`max_dim`) found none left.
+///
+/// Burn-ndarray's `max_dim` of an all-`−∞` row is `−∞`, but CubeCL's reductions (WGPU, CUDA)
+/// start from the type's lowest finite value, so there it is `f32::MIN` (or `f64::MIN`): both,
+/// and nothing above them, count as empty.
+pub fn empty_max<B: Backend, const D: usize>(max: Tensor<B, D>) -> Tensor<B, D, Bool> {
+    max.lower_equal_elem(f64::from(f32::MIN))
+}
+
 /// Reads a 1-D Int tensor back to the host as `i64`, whatever the backend's int type
 /// (`i64` on ndarray, `i32` on wgpu).
 ///
@@ -219,6 +228,24 @@ mod tests {
         let got: Vec<bool> = is_nan(x).into_data().iter::<bool>().collect();
         let expected: Vec<bool> = values.iter().map(|v| v.is_nan()).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn empty_max_covers_the_start_values_of_both_reductions() {
+        let device = Default::default();
+        // −∞ (burn-ndarray's max of an all-masked row) and f32::MIN (CubeCL's) are empty;
+        // every other value, however low, is a maximum.
+        let values = [
+            f32::NEG_INFINITY,
+            f32::MIN,
+            -3.0e38,
+            -1.0e30,
+            0.0,
+            f32::INFINITY,
+        ];
+        let max = Tensor::<B, 1>::from_floats(values, &device);
+        let got: Vec<bool> = empty_max(max).into_data().iter::<bool>().collect();
+        assert_eq!(got, [true, true, false, false, false, false]);
     }
 
     #[test]
