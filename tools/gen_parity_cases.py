@@ -69,6 +69,19 @@ def labels_for(n, classes, gen):
     return torch.randint(0, classes, (n,), generator=gen)
 
 
+def call(value, inputs, leaves):
+    """One call of a loss case: `value` backpropagated, with the gradients of `leaves` (name →
+    tensor; zeros for a leaf the loss does not reach)."""
+    value.backward()
+    grad = {k: tensor(v.grad if v.grad is not None else torch.zeros_like(v)) for k, v in leaves.items()}
+    return {"inputs": inputs, "expected": {"loss": value.item(), "grad": grad}}
+
+
+def loss_entry(case_id, spec, calls, parameters=None, **extra):
+    return {"id": case_id, "kind": "loss", "spec": spec, "parameters": parameters or {}, "calls": calls,
+            "tolerance": {"rtol": 1e-3, "atol": 1e-5}, **extra}
+
+
 def loss_case(case_id, spec, gen, n, d, classes, ref=None, indices=None):
     emb = torch.randn(n, d, generator=gen).requires_grad_()
     labels = labels_for(n, classes, gen)
@@ -97,39 +110,31 @@ def loss_case(case_id, spec, gen, n, d, classes, ref=None, indices=None):
     # Trainable tensors (W, proxies, fc, beta, ...) under PML's attribute names.
     weights = dict(loss_fn.named_parameters())
     grads.update(weights)
-    value.backward()
-    expected = {"loss": value.item(),
-                "grad": {k: tensor(v.grad if v.grad is not None else torch.zeros_like(v))
-                         for k, v in grads.items()}}
-    return {"id": case_id, "kind": "loss", "spec": spec,
-            "parameters": {k: tensor(v) for k, v in weights.items()},
-            "calls": [{"inputs": inputs, "expected": expected}],
-            "tolerance": {"rtol": 1e-3, "atol": 1e-5}}
+    return loss_entry(case_id, spec, [call(value, inputs, grads)],
+                      {k: tensor(v) for k, v in weights.items()})
 
 
-def miner_loss_case(case_id, loss_spec, miner_spec, gen, n, d, classes):
-    """A loss on the tuples of a miner run on the same inputs (the case's top-level `miner`)."""
+def clustered_case(case_id, loss_spec, gen, n, d, classes, miner_spec=None):
+    """A loss on clustered data; with `miner_spec`, on the tuples of that miner run on the same
+    inputs (the case's top-level `miner`)."""
     emb, labels = clustered(n, d, classes, gen, 0.7)
     emb.requires_grad_()
-    loss_fn, miner = build_loss(loss_spec), build_miner(miner_spec)
-    value = loss_fn(emb, labels, miner(emb, labels))
-    value.backward()
-    return {"id": case_id, "kind": "loss", "spec": loss_spec, "parameters": {},
-            "calls": [{"inputs": {"embeddings": tensor(emb), "labels": labels.tolist()},
-                       "expected": {"loss": value.item(), "grad": {"embeddings": tensor(emb.grad)}}}],
-            "tolerance": {"rtol": 1e-3, "atol": 1e-5}, "miner": miner_spec}
+    args = [emb, labels]
+    extra = {}
+    if miner_spec is not None:
+        args.append(build_miner(miner_spec)(emb, labels))
+        extra["miner"] = miner_spec
+    value = build_loss(loss_spec)(*args)
+    inputs = {"embeddings": tensor(emb), "labels": labels.tolist()}
+    return loss_entry(case_id, loss_spec, [call(value, inputs, {"embeddings": emb})], **extra)
 
 
 def self_supervised_case(case_id, spec, gen, n, d):
     emb = torch.randn(n, d, generator=gen).requires_grad_()
     ref = (emb.detach() + 0.3 * torch.randn(n, d, generator=gen)).requires_grad_()
     value = build_loss(spec)(emb, ref)
-    value.backward()
-    return {"id": case_id, "kind": "loss", "spec": spec, "parameters": {},
-            "calls": [{"inputs": {"embeddings": tensor(emb), "ref_emb": tensor(ref)},
-                       "expected": {"loss": value.item(),
-                                    "grad": {"embeddings": tensor(emb.grad), "ref_emb": tensor(ref.grad)}}}],
-            "tolerance": {"rtol": 1e-3, "atol": 1e-5}}
+    inputs = {"embeddings": tensor(emb), "ref_emb": tensor(ref)}
+    return loss_entry(case_id, spec, [call(value, inputs, {"embeddings": emb, "ref_emb": ref})])
 
 
 def memory_case(case_id, spec, gen, n, classes, calls):
@@ -139,12 +144,9 @@ def memory_case(case_id, spec, gen, n, classes, calls):
     for _ in range(calls):
         emb = torch.randn(n, spec["params"]["embedding_size"], generator=gen).requires_grad_()
         labels = labels_for(n, classes, gen)
-        value = loss_fn(emb, labels)
-        value.backward()
-        out.append({"inputs": {"embeddings": tensor(emb), "labels": labels.tolist()},
-                    "expected": {"loss": value.item(), "grad": {"embeddings": tensor(emb.grad)}}})
-    return {"id": case_id, "kind": "loss", "spec": spec, "parameters": {}, "calls": out,
-            "tolerance": {"rtol": 1e-3, "atol": 1e-5}}
+        inputs = {"embeddings": tensor(emb), "labels": labels.tolist()}
+        out.append(call(loss_fn(emb, labels), inputs, {"embeddings": emb}))
+    return loss_entry(case_id, spec, out)
 
 
 def wrapper_cases(gen):
@@ -164,8 +166,8 @@ def wrapper_cases(gen):
          {"name": "BatchEasyHardMiner", "params": {"pos_strategy": "hard", "neg_strategy": "semihard"}}),
     ]
     for i, (loss_spec, miner_spec) in enumerate(pairs):
-        out.append(miner_loss_case(f"alt-wrappers/mined-{i}-{loss_spec['name']}-{miner_spec['name']}",
-                                   loss_spec, miner_spec, gen, 24 + 4 * i, 8, 4))
+        out.append(clustered_case(f"alt-wrappers/mined-{i}-{loss_spec['name']}-{miner_spec['name']}",
+                                  loss_spec, gen, 24 + 4 * i, 8, 4, miner_spec))
     for i, (inner, symmetric) in enumerate([({"name": "TripletMarginLoss", "params": {"margin": 0.3}}, True),
                                             ({"name": "NTXentLoss", "params": {"temperature": 0.3}}, False),
                                             ({"name": "ContrastiveLoss", "params": {}}, True)]):
@@ -175,8 +177,7 @@ def wrapper_cases(gen):
     spec = {"name": "MultipleLosses", "params": {
         "losses": [{"name": "MultiSimilarityLoss", "params": {"alpha": 1.5}},
                    {"name": "TripletMarginLoss", "params": {"margin": 0.3}}], "weights": [0.7, 1.8]}}
-    emb, labels = clustered(26, 8, 4, gen, 0.7)
-    out.append(loss_case_from("alt-wrappers/multiple", spec, emb, labels))
+    out.append(clustered_case("alt-wrappers/multiple", spec, gen, 26, 8, 4))
     for i, (inner, size, miner) in enumerate([
             ({"name": "ContrastiveLoss", "params": {"neg_margin": 0.8}}, 30, None),
             ({"name": "NTXentLoss", "params": {"temperature": 0.2}}, 50,
@@ -187,16 +188,6 @@ def wrapper_cases(gen):
         spec = {"name": "CrossBatchMemory", "params": params}
         out.append(memory_case(f"alt-wrappers/memory-{i}-{inner['name']}", spec, gen, 20, 4, 3))
     return out
-
-
-def loss_case_from(case_id, spec, emb, labels):
-    emb = emb.clone().requires_grad_()
-    value = build_loss(spec)(emb, labels)
-    value.backward()
-    return {"id": case_id, "kind": "loss", "spec": spec, "parameters": {},
-            "calls": [{"inputs": {"embeddings": tensor(emb), "labels": labels.tolist()},
-                       "expected": {"loss": value.item(), "grad": {"embeddings": tensor(emb.grad)}}}],
-            "tolerance": {"rtol": 1e-3, "atol": 1e-5}}
 
 
 def distance_cases(gen):
@@ -307,6 +298,8 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     gen = torch.Generator().manual_seed(args.seed)
+    # The losses with trainable weights draw them from torch's global generator.
+    torch.manual_seed(args.seed)
     cases = []
     plain = [
         {"name": "ContrastiveLoss", "params": {"pos_margin": 0.2, "neg_margin": 0.7}},

@@ -132,11 +132,7 @@ pub fn masked_logsumexp<B: Backend>(
         Some(k) => x.mask_fill(k.clone().bool_not(), f64::NEG_INFINITY),
         None => x,
     };
-    // The shift is a constant: any value gives the same result and gradient.
-    let max = constant(masked.clone()).max_dim(1);
-    let max = if add_one { max.clamp_min(0.0) } else { max };
-    // Rows where everything is masked: shift by 0 instead.
-    let max = max.clone().mask_fill(empty_max(max), 0.0);
+    let max = logsumexp_shift(&masked, add_one);
     let mut sum = (masked - max.clone()).exp().sum_dim(1);
     if add_one {
         sum = sum + max.clone().neg().exp();
@@ -150,6 +146,16 @@ pub fn masked_logsumexp<B: Backend>(
         }
         None => out.mask_fill(nothing, 0.0),
     }
+}
+
+/// The constant subtracted from each row before `exp` in the log-sum-exps above (any value
+/// gives the same result and gradient): the row maximum of `masked` (at least 0 with `add_one`,
+/// whose extra entry is `exp(0)`), and 0 for rows where every entry is masked, whose `exp` is
+/// then 0 everywhere. `[n, m] -> [n, 1]`.
+fn logsumexp_shift<B: Backend>(masked: &Tensor<B, 2>, add_one: bool) -> Tensor<B, 2> {
+    let max = constant(masked.clone()).max_dim(1);
+    let max = if add_one { max.clamp_min(0.0) } else { max };
+    max.clone().mask_fill(empty_max(max), 0.0)
 }
 
 /// [`masked_logsumexp`] and its derivative w.r.t. `x`: `exp(x_ij − out_i)` on
@@ -168,10 +174,7 @@ pub fn masked_logsumexp_with_slopes<B: Backend>(
         Some(k) => x.mask_fill(k.bool_not(), f64::NEG_INFINITY),
         None => x,
     };
-    let max = masked.clone().max_dim(1);
-    let max = if add_one { max.clamp_min(0.0) } else { max };
-    // Rows where everything is masked: shift by 0; their `exp` is 0 everywhere.
-    let max = max.clone().mask_fill(empty_max(max), 0.0);
+    let max = logsumexp_shift(&masked, add_one);
     let exp = (masked - max.clone()).exp();
     let mut sum = exp.clone().sum_dim(1);
     if add_one {
